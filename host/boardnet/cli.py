@@ -1,0 +1,349 @@
+"""The `boardnet` command: a table of subcommands over the pipeline's modules.
+
+Each entry names the arguments and the function that runs it; the functions only parse,
+call the stage's module and print. Errors are one line on stderr with the exit status of
+CONTRACT.md (`--debug` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import BoardnetError, UsageError
+
+Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+
+
+# ---- helpers shared by the commands ----------------------------------------------------
+def _out(args: argparse.Namespace, human: str, machine: object) -> None:
+    """Print the human text, or the JSON result with --json."""
+    if getattr(args, "json", False):
+        print(json.dumps(machine, indent=1))
+    else:
+        print(human)
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of layer sizes like 16,8") from None
+    if not sizes or any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError("hidden layer sizes are positive integers, like 16,8")
+    return sizes
+
+
+def _load(path: str):
+    from .model import Model
+
+    return Model.load(path)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.6g}"
+
+
+# ---- train -----------------------------------------------------------------------------
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="CSV file with a header line")
+    p.add_argument("--target", required=True, help="the column to predict")
+    p.add_argument("-o", "--output", required=True, help="model file to write (JSON)")
+    p.add_argument("--features", help="comma-separated feature columns (default: the other numeric columns)")
+    p.add_argument("--hidden", type=_sizes, default=(8,), help="hidden layer sizes, e.g. 16,8 (default 8)")
+    p.add_argument("--epochs", type=int, default=1000)
+    p.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
+    p.add_argument("--batch-size", type=int, default=1, help="1 is per-sample SGD, as in the tutorial")
+    p.add_argument("--loss", choices=["mse", "bce"], default="mse")
+    p.add_argument("--init", choices=["xavier", "normal"], default="xavier",
+                   help="xavier (Glorot uniform) or the tutorial's standard normal")
+    p.add_argument("--normalize", choices=["standard", "center", "none"], default="standard")
+    p.add_argument("--no-shuffle", action="store_true", help="keep the file's order every epoch")
+    p.add_argument("--val", type=float, default=None,
+                   help="fraction held out for validation, stratified (default 0.2 from 50 rows on)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--regression", action="store_true", help="numeric target, linear output")
+    p.add_argument("--positive", help="the label whose probability a binary model outputs")
+    p.add_argument("--name", help="model name (default: the output file's stem)")
+    p.add_argument("--plot", help="write the loss curve to this PNG (needs matplotlib)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .data import read_csv
+    from .train import TrainConfig, train
+
+    data = read_csv(
+        args.data,
+        args.target,
+        features=args.features.split(",") if args.features else None,
+        regression=args.regression,
+        positive=args.positive,
+    )
+    val = args.val if args.val is not None else (0.2 if len(data.X) >= 50 else 0.0)
+    cfg = TrainConfig(
+        hidden=args.hidden, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+        loss=args.loss, init=args.init, normalize=args.normalize, shuffle=not args.no_shuffle,
+        validation=val, seed=args.seed, name=args.name or Path(args.output).stem,
+    )
+    model = train(data, cfg, progress=not args.quiet and sys.stderr.isatty())
+    model.save(args.output)
+    if args.plot:
+        from .plot import plot_loss
+
+        plot_loss(model, args.plot)
+    t = model.training
+    lines = [
+        f"trained {'-'.join(map(str, model.sizes))} on {t['n_train']} rows "
+        f"({t['config']['epochs']} epochs, {t['seconds']:.2f} s, {t['engine']} engine)",
+        f"loss {_fmt(t['final_loss'])}"
+        + (f", train accuracy {t['train_accuracy']:.3f}" if "train_accuracy" in t else "")
+        + (f", validation loss {_fmt(t['val_loss'])}" if "val_loss" in t else "")
+        + (f", validation accuracy {t['val_accuracy']:.3f}" if "val_accuracy" in t else ""),
+        f"wrote {args.output} (fingerprint {model.fingerprint()})",
+    ]
+    summary = {k: v for k, v in t.items() if k != "history"}
+    _out(args, "\n".join(lines), {"model": args.output, "fingerprint": model.fingerprint(), **summary})
+    return 0
+
+
+# ---- info ------------------------------------------------------------------------------
+def _info_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model")
+    p.add_argument("--json", action="store_true")
+
+
+def _info(args: argparse.Namespace) -> int:
+    model = _load(args.model)
+    t = model.training or {}
+    info = {
+        "name": model.name,
+        "sizes": model.sizes,
+        "task": model.task,
+        "target": model.target,
+        "features": list(model.features),
+        "labels": list(model.labels),
+        "outputs": list(model.outputs),
+        "normalization": model.normalization.method,
+        "fingerprint": model.fingerprint(),
+        "parameters": sum(layer.W.size + layer.b.size for layer in model.layers),
+        "training": {k: v for k, v in t.items() if k != "history"},
+    }
+    try:
+        from .export import fit_report
+    except ImportError:
+        fit_report = None
+    if fit_report is not None:
+        info["fit"] = fit_report(model)
+    lines = [
+        f"{model.name}: {'-'.join(map(str, model.sizes))} {model.task} model, "
+        f"{info['parameters']} parameters, fingerprint {info['fingerprint']}",
+        f"inputs   {', '.join(model.features)} (normalization: {model.normalization.method})",
+        f"outputs  {', '.join(model.outputs)}",
+    ]
+    if model.labels:
+        lines.append(f"labels   {', '.join(model.labels)}")
+    if t:
+        lines.append(
+            f"training {t.get('n_train', '?')} rows, loss {t.get('config', {}).get('loss', '?')} "
+            f"{_fmt(t['final_loss']) if 'final_loss' in t else '?'}"
+            + (f", validation accuracy {t['val_accuracy']:.3f}" if "val_accuracy" in t else "")
+        )
+    for key, value in (info.get("fit") or {}).items():
+        if key == "warnings":
+            lines += [f"warning  {w}" for w in value]
+        else:
+            lines.append(f"fit      {key}: {value}")
+    _out(args, "\n".join(lines), info)
+    return 0
+
+
+# ---- predict ---------------------------------------------------------------------------
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model")
+    p.add_argument("x", nargs="*", help="raw feature values (one row, or rows as a,b c,d)")
+    p.add_argument("--file", help="CSV of rows to predict (header names the features), or - for stdin")
+    p.add_argument("--port", help="also ask a board on this port (pyserial URL, device, sim, auto)")
+    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--json", action="store_true")
+
+
+def _rows_from_args(values: list[str], n_in: int) -> np.ndarray:
+    numbers = []
+    for v in values:
+        for part in v.replace(",", " ").split():
+            try:
+                numbers.append(float(part))
+            except ValueError:
+                raise UsageError(f"{part!r} is not a number") from None
+    if len(numbers) % n_in:
+        raise UsageError(f"the model takes {n_in} values per row; got {len(numbers)}")
+    X = np.array(numbers, dtype=np.float64).reshape(-1, n_in)
+    if not np.all(np.isfinite(X)):
+        raise UsageError("inputs must be finite numbers")
+    return X
+
+
+def _prediction_rows(model, X: np.ndarray) -> list[dict]:
+    Y = model.predict32(X) if _has_numerics() else model.predict(X)
+    classes = model.classify(Y)
+    return [
+        {"x": x.tolist(), "y": [float(v) for v in y], **({"class": c} if classes else {})}
+        for x, y, c in zip(X, Y, classes or [None] * len(X))
+    ]
+
+
+def _has_numerics() -> bool:
+    try:
+        from . import numerics  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _format_prediction(model, row: dict) -> str:
+    xs = ", ".join(f"{n}={_fmt(v)}" for n, v in zip(model.features, row["x"]))
+    ys = ", ".join(f"{n} = {_fmt(v)}" for n, v in zip(model.outputs, row["y"]))
+    return f"{xs}  ->  {ys}" + (f"  ({row['class']})" if "class" in row else "")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    model = _load(args.model)
+    if args.port:
+        from .check import predict_on_board
+
+        return predict_on_board(model, args)
+    from .data import read_inputs
+
+    if args.x and args.file:
+        raise UsageError("give values or --file, not both")
+    if args.x:
+        X = _rows_from_args(args.x, model.n_in)
+    elif args.file:
+        X = read_inputs(args.file, model.features)
+    else:
+        return _interactive(model, args)
+    rows = _prediction_rows(model, X)
+    _out(args, "\n".join(_format_prediction(model, r) for r in rows), rows)
+    return 0
+
+
+def _interactive(model, args: argparse.Namespace) -> int:
+    tty = sys.stdin.isatty()
+    if tty:
+        print(f"{model.name}: type {model.n_in} values ({', '.join(model.features)}); Ctrl-D ends")
+    while True:
+        if tty:
+            print("> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            return 0
+        if not line.strip():
+            continue
+        try:
+            X = _rows_from_args([line], model.n_in)
+        except UsageError as e:
+            print(f"boardnet: {e}", file=sys.stderr)
+            continue
+        for row in _prediction_rows(model, X):
+            print(json.dumps(row) if args.json else _format_prediction(model, row), flush=True)
+
+
+# ---- export ----------------------------------------------------------------------------
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model")
+    p.add_argument("--c", metavar="DIR", help="write the C header into DIR")
+    p.add_argument("--micropython", metavar="DIR", help="write the MicroPython module into DIR")
+    p.add_argument("--precision", default="f32", help="f32 (default)")
+    p.add_argument("--mpy", action="store_true", help="also compile the module to .mpy (mpy-cross)")
+    p.add_argument("--json", action="store_true")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from . import export
+
+    model = _load(args.model)
+    if not (args.c or args.micropython):
+        raise UsageError("say where: --c DIR and/or --micropython DIR")
+    written = export.export_all(model, c_dir=args.c, mp_dir=args.micropython,
+                                precision=args.precision, mpy=args.mpy)
+    _out(args, "\n".join(f"wrote {p}" for p in written), {"written": [str(p) for p in written]})
+    return 0
+
+
+# ---- demo ------------------------------------------------------------------------------
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="boardnet-demo", help="folder for the model and exports")
+    p.add_argument("--port", help="a real board instead of the virtual one")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args)
+
+
+# ---- the table -------------------------------------------------------------------------
+_COMMANDS: dict[str, Command] = {
+    "train": ("train a model on a CSV file", _train_args, _train),
+    "info": ("sizes, labels, fingerprint, training summary and fit of a model", _info_args, _info),
+    "predict": ("predict on the host, or beside a board with --port", _predict_args, _predict),
+    "export": ("write the C header and the MicroPython module", _export_args, _export),
+    "demo": ("the whole workflow on the tutorial's people", _demo_args, _demo),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="boardnet",
+        description="Train on the laptop, flash to the board, check over serial.",
+    )
+    p.add_argument("--version", action="version", version=f"boardnet {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, add_arguments, run) in _COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(sp)
+        sp.set_defaults(run=run)
+    return p
+
+
+def _warn_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"boardnet: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    warnings.showwarning = _warn_line
+    try:
+        return int(args.run(args) or 0)
+    except BoardnetError as e:
+        if args.debug:
+            raise
+        print(f"boardnet: error: {e}", file=sys.stderr)
+        return e.status
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("boardnet: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
