@@ -283,6 +283,7 @@ def _export(args: argparse.Namespace) -> int:
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="boardnet-demo", help="folder for the model and exports")
     p.add_argument("--port", help="a real board instead of the virtual one")
+    p.add_argument("--host-only", action="store_true", help="train and predict on the host; no board")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true")
 

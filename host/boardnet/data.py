@@ -106,7 +106,8 @@ def _numeric_column(path: Path, header: list[str], body, col: int) -> np.ndarray
 def _is_identifier(path: Path, header: list[str], body, col: int) -> bool:
     """A text column with a different value on every row (a name, an id) is not a feature."""
     cells = [r[col].strip() for _, r in body]
-    if all(_number(c) is not None for c in cells if c) or len(set(cells)) != len(cells):
+    texts = sum(bool(c) and _number(c) is None for c in cells)
+    if texts * 2 < len(cells) or len(set(cells)) != len(cells):
         return False
     warnings.warn(
         f"{path}: column {header[col]!r} is text with a different value on every row "

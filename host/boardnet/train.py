@@ -278,7 +278,10 @@ def train(data: Dataset, cfg: TrainConfig, progress: bool = False) -> Model:
     n_train, n_out = len(Xt), sizes[-1]
     order = np.arange(n_train)
     order_list = order.tolist()
+    # overflow on the way to a diverging loss is reported below as one clear error
+    quiet = np.errstate(over="ignore", invalid="ignore")
     try:
+        quiet.__enter__()
         for epoch in range(1, cfg.epochs + 1):
             if cfg.shuffle:
                 order = rng.permutation(n_train)
@@ -310,6 +313,7 @@ def train(data: Dataset, cfg: TrainConfig, progress: bool = False) -> Model:
                         post["val_loss"] = f"{history.val_loss[-1]:.4g}"
                     bar.set_postfix(post, refresh=False)
     finally:
+        quiet.__exit__(None, None, None)
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - started
