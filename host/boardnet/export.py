@@ -1,0 +1,262 @@
+"""Export a trained model as generated source: a C header (and a MicroPython module).
+
+Templates are real C / Python files under `boardnet/templates`, rendered by jinja2 with
+StrictUndefined (a missing value is an error, never a blank). Everything that comes from
+user data -- model name, feature and label names -- passes through the escaping helpers
+here before it reaches a template: `c_identifier` for names, `c_string` for string
+literals, `comment_text` for comments.
+"""
+
+from __future__ import annotations
+
+import functools
+import keyword
+import re
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from . import __version__, numerics
+from .model import Model, write_atomic
+
+# C99 guarantees 63 significant characters in internal identifiers; the prefix leaves room
+# for the longest suffix boardnet adds ("_features", "_UNUSED").
+MAX_PREFIX = 40
+MAX_C_STRING = 255  # bytes; -Wpedantic warns above C99's 4095-character literal limit
+MAX_COMMENT = 100
+
+# For layers up to this many weights the C code is straight-line (no loop counters or
+# address arithmetic, which are not free on a Cortex-M0+); above it, loops keep the code
+# small. Measured with bench/bench_export_c.py.
+UNROLL_MAX_WEIGHTS = 16
+
+C_KEYWORDS = frozenset(
+    "auto break case char const continue default do double else enum extern float for goto "
+    "if inline int long register restrict return short signed sizeof static struct switch "
+    "typedef union unsigned void volatile while _Bool _Complex _Imaginary _Alignas _Alignof "
+    "_Atomic _Generic _Noreturn _Static_assert _Thread_local bool true false asm".split()
+)
+
+
+# ---- shared helpers (C and MicroPython) ---------------------------------------------------
+@functools.cache
+def environment() -> jinja2.Environment:
+    """The jinja2 environment for every boardnet template."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("boardnet", "templates"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def ascii_fold(text: str) -> str:
+    """`text` with accents stripped and every other non-ASCII character dropped."""
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+
+
+def identifier(name: str, default: str = "model", max_len: int = MAX_PREFIX) -> str:
+    """A lower-case [a-z0-9_] identifier from any string: never empty, never starting with a
+    digit or underscore, never a C or Python keyword, at most `max_len` characters."""
+    s = re.sub(r"[^a-z0-9]+", "_", ascii_fold(name).lower()).strip("_")
+    if not s:
+        s = default
+    if s[0].isdigit():
+        s = f"{default}_{s}"
+    if s in C_KEYWORDS or keyword.iskeyword(s) or keyword.issoftkeyword(s):
+        s = f"{s}_{default}"
+    if len(s) > max_len:
+        s = s[:max_len].rstrip("_")
+    return s
+
+
+def comment_text(text: str, max_len: int = MAX_COMMENT) -> str:
+    """`text` made safe inside a C block comment or a Python comment: one line of printable
+    ASCII with no `*`, `/`, `\\`, `?` (so no `*/`, `/*`, line splice or trigraph)."""
+    s = re.sub(r"[^A-Za-z0-9 _.,:;+=()\[\]{}<>!@#$%&'\"~^|-]", "_", ascii_fold(text))
+    return s if len(s) <= max_len else s[: max_len - 3] + "..."
+
+
+def truncate_utf8(text: str, max_bytes: int) -> str:
+    """`text` cut on a character boundary so that its UTF-8 form fits in `max_bytes`."""
+    data = text.encode("utf-8")
+    if len(data) <= max_bytes:
+        return text
+    return data[: max_bytes - 3].decode("utf-8", "ignore") + "..."
+
+
+def float32_bits(v: Any) -> int:
+    return int(np.array(v, dtype=np.float32).view(np.uint32))
+
+
+# ---- C --------------------------------------------------------------------------------------
+def c_prefix(name: str) -> str:
+    """The C prefix for a model name: lower-case functions and arrays, upper-case macros."""
+    return identifier(name)
+
+
+def c_float(v: Any) -> str:
+    """An exact float32 literal: 9 significant digits always round-trip a float32."""
+    x = np.float32(v)
+    if not np.isfinite(x):
+        raise ValueError(f"not a finite float32: {v!r}")
+    return f"{float(x):.8e}f"
+
+
+def c_string(text: str, max_bytes: int = MAX_C_STRING) -> str:
+    """A C string literal holding `text` as UTF-8. Octal escapes (at most 3 digits, so a
+    following digit cannot extend them) for everything outside plain printable ASCII, and
+    for `"`, `\\` and `?` (trigraphs)."""
+    out = []
+    for byte in truncate_utf8(text, max_bytes).encode("utf-8"):
+        ch = chr(byte)
+        if 0x20 <= byte < 0x7F and ch not in '"\\?':
+            out.append(ch)
+        else:
+            out.append(f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
+
+
+def _sigmoid_constants() -> dict[str, Any]:
+    n = numerics
+    return {
+        "table": [c_float(v) for v in n.EXP2_TABLE],
+        "log2e_16": c_float(n.LOG2E_16),
+        "shifter": c_float(n.SHIFTER),
+        "c1": c_float(n.C1),
+        "c2": c_float(n.C2),
+        "limit": f"0x{n.LIMIT_BITS:08x}u",
+        "q_bias": f"0x{n.Q_BIAS:08x}u",
+        "max_error": f"{n.MAX_ABS_ERROR:.1e}",
+    }
+
+
+def c_context(model: Model, unroll_max_weights: int = UNROLL_MAX_WEIGHTS) -> dict[str, Any]:
+    """Everything model.h.j2 needs, already escaped."""
+    prefix = c_prefix(model.name)
+    fingerprint = model.fingerprint("f32")
+    layers32 = model.folded32()
+    hidden = [layer.n_out for layer in layers32[:-1]]
+    # hidden layer k writes buffer k % 2 and reads the other: two buffers, sized for the
+    # largest layer each holds
+    buffers = [max(hidden[0::2], default=0), max(hidden[1::2], default=0)]
+    buffers = [size for size in buffers if size]
+    layers = []
+    for k, layer in enumerate(layers32):
+        last = k == len(layers32) - 1
+        layers.append(
+            {
+                "k": k + 1,
+                "n_in": layer.n_in,
+                "n_out": layer.n_out,
+                "activation": layer.activation,
+                "W": [[c_float(v) for v in row] for row in layer.W],
+                "b": [c_float(v) for v in layer.b],
+                "unrolled": layer.n_in * layer.n_out <= unroll_max_weights,
+                "src": "x" if k == 0 else f"h{(k - 1) % 2}",
+                "dst": "y" if last else f"h{k % 2}",
+            }
+        )
+    return {
+        "version": __version__,
+        "prefix": prefix,
+        "PREFIX": prefix.upper(),
+        "guard": f"BOARDNET_{prefix.upper()}_{fingerprint.upper()}_H",
+        "name_comment": comment_text(model.name),
+        "fingerprint": fingerprint,
+        "sizes_text": "-".join(str(s) for s in model.sizes),
+        "activations_text": ", ".join(layer.activation for layer in model.layers),
+        "output_comments": [
+            comment_text(f"y[{i}]: {text}") for i, text in enumerate(model.outputs)
+        ],
+        "n_in": model.n_in,
+        "n_out": model.n_out,
+        "features": [c_string(s) for s in model.features],
+        "outputs": [c_string(s) for s in model.outputs],
+        "labels": [c_string(s) for s in model.labels],
+        "layers": layers,
+        "buffers": buffers,
+        "any_loop": any(not layer["unrolled"] for layer in layers),
+        "sigmoid": _sigmoid_constants(),
+    }
+
+
+def render_c(model: Model, unroll_max_weights: int = UNROLL_MAX_WEIGHTS) -> str:
+    """The C99 header for `model` (docs/export-c.md)."""
+    template = environment().get_template("model.h.j2")
+    return template.render(**c_context(model, unroll_max_weights))
+
+
+def export_c(model: Model, out_dir: str | Path) -> Path:
+    """Write `<prefix>.h` into `out_dir` atomically; the same model gives the same bytes."""
+    path = Path(out_dir) / f"{c_prefix(model.name)}.h"
+    return write_atomic(path, render_c(model))
+
+
+# ---- what fits where ------------------------------------------------------------------------
+def fit_report(model: Model) -> dict[str, Any]:
+    """Sizes on a board, and warnings where float32 loses what float64 training had.
+
+    Code size is an estimate from Cortex-M0+ -Os builds (bench/bench_export_c.py): the
+    sigmoid and per-layer code, not the soft-float library a program needs anyway.
+    """
+    sizes = model.sizes
+    n_params = sum(layer.n_in * layer.n_out + layer.n_out for layer in model.layers)
+    hidden = sizes[1:-1]
+    activation_floats = max(hidden[0::2], default=0) + max(hidden[1::2], default=0)
+    code = 190  # the sigmoid, its table and the predict frame
+    for layer in model.layers:
+        n_w = layer.n_in * layer.n_out
+        code += 14 * n_w + 10 * layer.n_out if n_w <= UNROLL_MAX_WEIGHTS else 60
+    report: dict[str, Any] = {
+        "parameters": n_params,
+        "weight_bytes": 4 * n_params,
+        "code_bytes_estimate": code,
+        "ram_bytes": 4 * activation_floats,  # on the stack during predict
+        # weights in array('f') buffers, two activation buffers, the module's code objects
+        "micropython_heap_estimate": 4 * n_params + 4 * (activation_floats + sizes[-1]) + 2048,
+        "warnings": precision_warnings(model),
+    }
+    return report
+
+
+def precision_warnings(model: Model, n: int = 2000, seed: int = 0) -> list[str]:
+    """Where folding normalisation into float32 weights loses precision.
+
+    Two checks: (1) raw inputs whose offset is large against their spread (timestamps, say)
+    keep few significant bits in float32 once normalised; (2) predict32 against the float64
+    predict on inputs spread over the normalisation's range (mean +- 3 std).
+    """
+    warnings: list[str] = []
+    shift = model.normalization.shift
+    scale = model.normalization.scale
+    for name, s, c in zip(model.features, shift, scale):
+        # a float32 holding values near s resolves steps of ulp(s), i.e. ulp(s)/c std
+        step = float(np.spacing(np.float32(abs(s)))) / float(c) if s else 0.0
+        if step > 1e-3:
+            warnings.append(
+                f"feature {comment_text(name, 40)!r}: raw values near {s:.6g} with spread "
+                f"{c:.3g}; float32 resolves only {step:.2g} of a spread there. Subtract an "
+                "offset before the model (e.g. time since start instead of a timestamp)."
+            )
+    rng = np.random.default_rng(seed)
+    X = shift + scale * rng.uniform(-3, 3, size=(n, model.n_in))  # (n, n_in)
+    with np.errstate(all="ignore"):
+        y64 = model.predict(X)
+        y32 = model.predict32(X).astype(np.float64)
+    err = float(np.max(np.abs(y32 - y64)))
+    if model.task == "regression":
+        spread = float(np.std(y64)) or 1.0
+        err /= spread
+        what = "of the output's spread"
+    else:
+        what = "in probability"
+    if not np.isfinite(err) or err > 1e-3:
+        warnings.append(
+            f"float32 predictions differ from float64 by up to {err:.2g} {what} over the "
+            "inputs' normal range; the board will not match training accuracy exactly."
+        )
+    return warnings
