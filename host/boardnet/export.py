@@ -75,8 +75,9 @@ def identifier(name: str, default: str = "model", max_len: int = MAX_PREFIX) -> 
 
 def comment_text(text: str, max_len: int = MAX_COMMENT) -> str:
     """`text` made safe inside a C block comment or a Python comment: one line of printable
-    ASCII with no `*`, `/`, `\\`, `?` (so no `*/`, `/*`, line splice or trigraph)."""
-    s = re.sub(r"[^A-Za-z0-9 _.,:;+=()\[\]{}<>!@#$%&'\"~^|-]", "_", ascii_fold(text))
+    ASCII with no `*`, `/`, `\\`, `?` (so no `*/`, `/*`, line splice or trigraph) and no
+    quotes (so tools that skim the file for strings are not misled)."""
+    s = re.sub(r"[^A-Za-z0-9 _.,:;+=()\[\]{}<>!@#$%&~^|-]", "_", ascii_fold(text))
     return s if len(s) <= max_len else s[: max_len - 3] + "..."
 
 
