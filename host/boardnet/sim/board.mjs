@@ -155,7 +155,9 @@ function onTicks(now) {
   if (now === lastTick) {
     if (++spins > 64) {
       spins = 0;
-      waitForInput(1);
+      // a delay loop: sleep 1 ms (waking early for new input, which may be Ctrl-C)
+      if (available() > 0) sleep(1);
+      else waitForInput(1);
     }
   } else {
     lastTick = now;
@@ -337,7 +339,12 @@ def _boardnet_run(path):
     except SystemExit:
         pass
     except BaseException as e:
-        sys.print_exception(e)
+        import io
+        buf = io.StringIO()
+        sys.print_exception(e, buf)
+        for line in buf.getvalue().split('\\n'):
+            if line and ', in _boardnet_run' not in line:
+                print(line)
     finally:
         micropython.kbd_intr(-1)
 del _os, _sys, _Flash, _Machine
@@ -349,7 +356,10 @@ function runPython(code) {
   } catch (e) {
     // runPython reports a None result as "NULL object"; real errors are printed by
     // the Python code itself.
-    if (e.name === 'PythonError') emit(`${e.message}\r\n`);
+    if (e.name === 'PythonError') {
+      emit(`${e.message}\r\n`);
+      process.stderr.write(`board: ${e.message}\n`);
+    }
   }
 }
 
@@ -411,7 +421,10 @@ async function powerOn({ runMain, note = '' }) {
     runPython('del _boardnet_run');
     if (resetRequest) {
       runMain = true;
-      if (resetRequest === 'hard') setMode(MODE_FRIENDLY);
+      if (resetRequest === 'hard') {
+        setMode(MODE_FRIENDLY);
+        drop(available());
+      }
       else emit('MPY: soft reboot\r\n');
       muted = false;
       continue;
@@ -511,8 +524,11 @@ for (;;) {
   flushOut();
   if (resetRequest) {
     const kind = resetRequest;
-    if (kind === 'hard') setMode(MODE_FRIENDLY);
-    else {
+    if (kind === 'hard') {
+      // Input sent before the reboot goes nowhere, as when a board's USB drops.
+      setMode(MODE_FRIENDLY);
+      drop(available());
+    } else {
       muted = false;
       emit('MPY: soft reboot\r\n');
     }
