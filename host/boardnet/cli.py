@@ -279,6 +279,52 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- check -----------------------------------------------------------------------------
+def _check_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model")
+    p.add_argument("--port", required=True,
+                   help="pyserial URL or device, auto, or sim (a fresh virtual board)")
+    p.add_argument("--data", help="CSV of inputs (header names the features); default: random inputs")
+    p.add_argument("--n", type=int, default=1000, help="random inputs to compare (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a reply (default 5)")
+    p.add_argument("--plot", metavar="PNG",
+                   help="board vs host scatter and error histogram (needs matplotlib)")
+    p.add_argument("--json", action="store_true")
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .check import run_check
+
+    return run_check(args)
+
+
+# ---- sim -------------------------------------------------------------------------------
+def _sim_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["start", "stop", "list"])
+    p.add_argument("kind", nargs="?", default=None, choices=["mp", "m0", "rv32"],
+                   help="mp: MicroPython (WebAssembly); m0, rv32: the C firmware under QEMU")
+    p.add_argument("--json", action="store_true")
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from . import sim
+
+    if args.action == "start":
+        record = sim.start_persistent(args.kind or "mp")
+        _out(args, f"virtual board ({record['kind']}) on {record['port']}", record)
+    elif args.action == "stop":
+        stopped = sim.stop_persistent(args.kind)
+        _out(args, "\n".join(f"stopped the virtual board ({r['kind']}) on {r['port']}" for r in stopped)
+             or "no virtual board was running", stopped)
+    else:
+        records = sim.list_persistent()
+        _out(args, "\n".join(f"{r['kind']}  {r['port']}  since {r['started']}" for r in records)
+             or "no virtual board running", records)
+    return 0
+
+
 # ---- demo ------------------------------------------------------------------------------
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="boardnet-demo", help="folder for the model and exports")
@@ -300,6 +346,8 @@ _COMMANDS: dict[str, Command] = {
     "info": ("sizes, labels, fingerprint, training summary and fit of a model", _info_args, _info),
     "predict": ("predict on the host, or beside a board with --port", _predict_args, _predict),
     "export": ("write the C header and the MicroPython module", _export_args, _export),
+    "check": ("compare a board with the host; exit 1 outside tolerance", _check_args, _check),
+    "sim": ("start or stop a virtual board that stays up (sim start mp; sim stop)", _sim_args, _sim),
     "demo": ("the whole workflow on the tutorial's people", _demo_args, _demo),
 }
 

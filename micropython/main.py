@@ -1,0 +1,2 @@
+import boardnet_serve
+boardnet_serve.main()
