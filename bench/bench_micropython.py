@@ -1,0 +1,214 @@
+"""Time per prediction of the generated MicroPython module under real MicroPython.
+
+    python bench/bench_micropython.py [--quick]
+
+Runs the official MicroPython WebAssembly build under Node (tests/mpwasm.py; install with
+`npm ci --prefix host/boardnet/sim`). Prints one table; this is a benchmark, not a test.
+
+Compared, on the same float32 weights and inputs:
+- textbook: lists of lists, loops over them, 1 / (1 + math.exp(-z)) (written below);
+- textbook-exp-straight: straight-line code on locals with math.exp (the earlier baseline);
+- generated straight / loop: the two shapes boardnet emits, with boardnet's own sigmoid.
+
+Each figure is the minimum over repeats of (time of N calls) / N, `predict(x, out)` for the
+generated code, including the call itself. The clock is the host's performance.now()
+(this build's ticks_us moves in whole milliseconds). Heap is the gc.mem_alloc() growth per
+call with the collector off. The WebAssembly build is a double-precision port; rp2 and esp32
+box single floats in the same 16-byte blocks, so the heap column carries over, the times
+do not (a Pico is ~10-50x slower; compare ratios).
+
+A second table gives the heap each shape keeps once imported -- what
+the straight-line threshold (export.MP_STRAIGHT_MAX_PARAMS) is about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import mpwasm  # noqa: E402
+from boardnet import export  # noqa: E402
+from boardnet.model import Model  # noqa: E402
+
+# The comparison baseline: how a textbook writes an MLP forward pass in plain Python.
+TEXTBOOK = """
+import math
+
+def textbook_predict(x, Ws, bs):
+    a = x
+    for W, b in zip(Ws, bs):
+        z = []
+        for i in range(len(W)):
+            s = b[i]
+            row = W[i]
+            for j in range(len(a)):
+                s += row[j] * a[j]
+            z.append(1 / (1 + math.exp(-s)))
+        a = z
+    return a
+"""
+
+BENCH = """
+import gc, struct, hostclock
+import {module} as m
+{textbook}
+P = m._P
+Ws, bs, k = [], [], 0
+for n_in, n_out in {shapes}:
+    Ws.append([list(P[k + i * n_in:k + (i + 1) * n_in]) for i in range(n_out)])
+    k += n_in * n_out
+    bs.append(list(P[k:k + n_out]))
+    k += n_out
+x = list(struct.unpack("<{n_in}f", {x_bytes!r}))
+out = [0.0] * m.N_OUT
+{exp_straight}
+def timeit(f, *args):
+    best = 1e9
+    for rep in range({repeats}):
+        t0 = hostclock.now()
+        for i in range({n}):
+            f(*args)
+        best = min(best, hostclock.now() - t0)
+    return best * 1000 / {n}  # microseconds per call
+
+def heap(f, *args):
+    f(*args)
+    gc.collect()
+    gc.disable()
+    before = gc.mem_alloc()
+    for i in range(100):
+        f(*args)
+    used = (gc.mem_alloc() - before) / 100
+    gc.enable()
+    return used
+
+def empty(x, out):
+    return out
+
+cases = [("call overhead", empty, (x, out)),
+         ("textbook", textbook_predict, (x, Ws, bs)),
+         ("generated", m.predict, (x, out))]
+if {has_exp}:
+    cases.insert(2, ("textbook-exp-straight", exp_predict, (x, out)))
+for rnd in range(3):  # interleave, so a busy moment on the host hurts every row alike
+    for name, f, args in cases:
+        print("T", name, timeit(f, *args))
+for name, f, args in cases:
+    print("H", name, heap(f, *args))
+"""
+
+
+def exp_straight(model: Model) -> str:
+    """Straight-line code with math.exp, for 2-layer models: the 'naive straight-line' row."""
+    if len(model.layers) != 2:
+        return ""
+    lines = ["def exp_predict(x, out):", "    exp = math.exp", f"    ({', '.join(f'p{k}' for k in range(export.micropython_params(model).size))},) = P",
+             f"    ({', '.join(f'x{j}' for j in range(model.n_in))},) = x"]
+    k, src = 0, [f"x{j}" for j in range(model.n_in)]
+    for li, layer in enumerate(model.layers):
+        dst = [f"a{li}_{i}" for i in range(layer.n_out)]
+        b0 = k + layer.n_in * layer.n_out
+        for i in range(layer.n_out):
+            dot = f"p{b0 + i}" + "".join(f" + p{k + i * layer.n_in + j} * {src[j]}"
+                                         for j in range(layer.n_in))
+            lines.append(f"    {dst[i]} = 1 / (1 + exp(-({dot})))")
+        k, src = b0 + layer.n_out, dst
+    lines += [f"    out[{i}] = {v}" for i, v in enumerate(src)] + ["    return out"]
+    return "\n".join(lines)
+
+
+def random_model(sizes: list[int], seed: int = 0) -> Model:
+    rng = np.random.default_rng(seed)
+    Ws = [rng.normal(0, 2 / np.sqrt(a), (b, a)) for a, b in zip(sizes, sizes[1:])]
+    bs = [rng.normal(0, 1, b) for b in sizes[1:]]
+    return Model.from_arrays(Ws, bs, name="bench_" + "_".join(map(str, sizes)))
+
+
+def bench_model(sizes: list[int], n: int, repeats: int) -> list[dict]:
+    model = random_model(sizes)
+    module = export.micropython_module(model.name)
+    x = np.random.default_rng(1).normal(0, 1, model.n_in).astype("<f4")
+    rows = []
+    for shape in ("straight", "loop"):
+        script = BENCH.format(
+            module=module, textbook=TEXTBOOK, n_in=model.n_in, x_bytes=x.tobytes(), n=n,
+            repeats=repeats, shapes=[(layer.n_in, layer.n_out) for layer in model.layers],
+            exp_straight=exp_straight(model), has_exp=bool(exp_straight(model)),
+        )
+        stdout = mpwasm.run(script, {f"{module}.py": export.render_micropython(model, shape)})
+        times: dict[str, float] = {}
+        heaps: dict[str, float] = {}
+        for line in stdout.splitlines():
+            kind, rest = line.split(" ", 1)
+            name, value = rest.rsplit(" ", 1)
+            if kind == "T":
+                times[name] = min(times.get(name, 1e9), float(value))
+            elif kind == "H":
+                heaps[name] = float(value)
+        for name in times:
+            if name == "generated":
+                label = f"generated ({shape})"
+            elif shape == "loop":
+                continue  # the baselines were timed with the straight-line run
+            else:
+                label = name
+            rows.append({"net": "-".join(map(str, sizes)), "impl": label, "us": times[name],
+                         "heap": heaps[name], "textbook": times["textbook"]})
+    return rows
+
+
+IMPORT = """
+import gc
+gc.collect()
+before = gc.mem_alloc()
+import {module}
+gc.collect()
+print(gc.mem_alloc() - before)
+"""
+
+
+def import_heap(model: Model, shape: str) -> int:
+    """Heap bytes the imported module keeps: weights as float objects in tuples, bytecode,
+    buffers. (The compiler's transient peak is higher; a .mpy skips compiling on the board.)"""
+    module = export.micropython_module(model.name)
+    files = {f"{module}.py": export.render_micropython(model, shape)}
+    return int(mpwasm.run(IMPORT.format(module=module), files))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer calls (noisier)")
+    parser.add_argument("--no-import-heap", action="store_true", help="skip the second table")
+    args = parser.parse_args()
+    ok, why = mpwasm.available()
+    if not ok:
+        sys.exit(f"bench_micropython: {why}")
+    n, repeats = (500, 5) if args.quick else (2000, 15)
+    print("MicroPython 1.27 WebAssembly build under Node; microseconds per prediction "
+          "(min over repeats), heap bytes per prediction")
+    print(f"{'net':<12} {'implementation':<24} {'us/pred':>9} {'vs textbook':>12} {'heap B':>8}")
+    for sizes in ([2, 2, 1], [8, 16, 1]):
+        for row in bench_model(sizes, n, repeats):
+            speedup = row["textbook"] / row["us"]
+            print(f"{row['net']:<12} {row['impl']:<24} {row['us']:>9.2f} {speedup:>11.2f}x "
+                  f"{row['heap']:>8.0f}")
+    if args.no_import_heap:
+        return
+    print()
+    print("KiB of heap the imported module keeps (auto picks straight-line up to "
+          f"{export.MP_STRAIGHT_MAX_PARAMS} parameters)")
+    print(f"{'net':<14} {'params':>7} {'straight':>9} {'loop':>9}")
+    for sizes in ([2, 2, 1], [8, 16, 1], [16, 16, 8, 1], [30, 16, 8, 3], [64, 32, 4]):
+        model = random_model(sizes)
+        n_params = export.micropython_params(model).size
+        kib = [import_heap(model, shape) / 1024 for shape in ("straight", "loop")]
+        print(f"{'-'.join(map(str, sizes)):<14} {n_params:>7} {kib[0]:>9.1f} {kib[1]:>9.1f}")
+
+if __name__ == "__main__":
+    main()
