@@ -37,6 +37,7 @@ if (opt['master-fd'] === undefined || !opt.fs || !opt['node-modules']) {
 }
 const masterFd = Number(opt['master-fd']);
 const fsDir = opt.fs;
+fs.mkdirSync(fsDir, { recursive: true });
 const nodeModules = opt['node-modules'];
 
 const log = (msg) => process.stderr.write(`${new Date().toISOString()} bridge: ${msg}\n`);
