@@ -380,3 +380,20 @@ def test_bytes_literals_survive_struct():
     """The constants the module unpacks are numerics' float32 bits."""
     got = struct.unpack("<20f", export.micropython_constants().tobytes())
     assert got[0] == -got[1] and np.float32(got[2]) == export.numerics.C1
+
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "micropython" / "main.py"
+
+
+@pytest.mark.node
+def test_example_sensor_loop_runs():
+    need(*mpwasm.available())
+    model = seed_model()
+    stdout = mpwasm.run(
+        "import sensor_loop\nsensor_loop.main(2, 0)",
+        {"people.py": export.render_micropython(model), "sensor_loop.py": EXAMPLE.read_text()},
+    )
+    lines = stdout.splitlines()
+    assert lines[0].startswith("model people fingerprint " + model.fingerprint("f32"))
+    y = float(model.predict32(np.array([128.0, 63.0]))[0])
+    assert len(lines) == 3 and lines[1].endswith("female" if y >= 0.5 else "male")
