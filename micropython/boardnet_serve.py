@@ -278,8 +278,12 @@ class Server:
                 return
             if not self.integer:
                 # the model sees float32 inputs, as in the machine form
-                struct.pack_into(">f", self.word, 0, v)
-                v = struct.unpack_from(">f", self.word, 0)[0]
+                try:
+                    struct.pack_into(">f", self.word, 0, v)
+                except OverflowError:  # CPython; MicroPython rounds to infinity
+                    v = float("inf")
+                else:
+                    v = struct.unpack_from(">f", self.word, 0)[0]
                 if v - v != 0:
                     self.err("nonfinite", "%s overflows float32" % text[:16])
                     return

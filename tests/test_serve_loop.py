@@ -1,0 +1,154 @@
+"""The on-board serve loop under CPython, with the real exported model module.
+
+The loop file is loaded by path (importlib), never by putting micropython/ on sys.path,
+where the folder's name would shadow MicroPython's own `micropython` module.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from boardnet import export
+from boardnet import protocol as P
+from boardnet.model import Model
+from boardnet.resources import micropython_dir
+
+SERVE = micropython_dir() / "boardnet_serve.py"
+
+
+def load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def model() -> Model:
+    return Model.from_arrays([[[1.5, -2.0], [0.5, 0.25]], [[1.0, -1.0]]], [[0.1, -0.2], [0.3]], name="seed")
+
+
+@pytest.fixture(scope="module")
+def served(model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("board")
+    path = export.export_micropython(model, folder)
+    return load(SERVE, "boardnet_serve_under_test"), load(path, "boardnet_model_under_test"), path
+
+
+def run(served, data: bytes) -> list[str]:
+    serve, module, _ = served
+    out = io.BytesIO()
+    serve.Server(module, io.BytesIO(data), out).serve()
+    return out.getvalue().decode("ascii").split("\r\n")[:-1]
+
+
+def test_ready_then_hello(served, model):
+    lines = run(served, b"hello\n?\r\n")
+    assert lines[0].startswith("READY proto=1 runtime=micropython")
+    assert len(lines) == 3
+    info = P.parse_line(lines[1])
+    assert info.fingerprint == model.fingerprint() and (info.n_in, info.n_out) == (2, 1)
+    assert lines[1] == lines[2]
+    assert info.window >= 1 and info.line >= 256
+
+
+def test_machine_form_matches_predict32_bit_for_bit(served, model):
+    X = np.random.default_rng(0).uniform(-5, 5, size=(200, 2)).astype(np.float32)
+    data = b"".join(P.encode_predict(i, x) for i, x in enumerate(X))
+    lines = run(served, data)[1:]
+    assert len(lines) == 200
+    Y = np.array([P.decode_values(P.parse_line(s).words, 1) for s in lines])
+    assert [P.parse_line(s).rid for s in lines] == list(range(200))
+    # CPython, like the virtual board, runs the module in float64: within the export's bound
+    assert np.all(np.abs(Y - model.predict32(X)) <= export.micropython_double_bound(model, X))
+    assert P.ulp_distance(Y, model.predict32(X)).max() <= 8
+
+
+def test_human_form_and_time(served, model):
+    lines = run(served, b"1.5 2\r3,-1\ntime 50\n")[1:]
+    host = float(model.predict32(np.float32([[1.5, 2]]))[0, 0])
+    assert lines[0].startswith("OK ") and abs(float(lines[0][3:]) - host) < 1e-6
+    assert lines[1].startswith("OK 0.")
+    t = P.parse_line(lines[2])
+    assert isinstance(t, P.TimeInfo) and t.n == 50 and t.unit == "us"
+
+
+@pytest.mark.parametrize("request_, code", [
+    (b"x 1 3fc00000", "count"),
+    (b"x 1 3fc00000 3fc00000 3fc00000", "count"),
+    (b"x 1 3fc0000z 3fc00000", "value"),
+    (b"x 1 3fc000000 3fc00000", "value"),
+    (b"x 1 0x3fc000 3fc00000", "value"),
+    (b"x one 3fc00000 3fc00000", "value"),
+    (b"x 65536 3fc00000 3fc00000", "range"),
+    (b"x 1 7fc00000 3fc00000", "nonfinite"),
+    (b"x 1 ff800000 3fc00000", "nonfinite"),
+    (b"1.5 nan", "nonfinite"),
+    (b"1.5 inf", "nonfinite"),
+    (b"1.5 1e39", "nonfinite"),
+    (b"1.5", "count"),
+    (b"1.5 abc", "value"),
+    (b"1.5 2 3", "count"),
+    (b"frobnicate", "cmd"),
+    (b"hello there", "count"),
+    (b"time", "count"),
+    (b"time 0", "range"),
+    (b"time 100001", "range"),
+    (b"time many", "value"),
+    (b"1.5\x002", "bytes"),
+    (b"\xff\xfe\x80garbage", "bytes"),
+    (b"\x1b[A", "bytes"),
+])
+def test_every_malformed_request_gets_err_and_the_loop_goes_on(served, request_, code):
+    lines = run(served, request_ + b"\n" + b"x 9 3fc00000 40000000\n")
+    assert lines[1].startswith(f"ERR {code} "), lines
+    assert lines[2].startswith("OK 9 ")
+    assert len(lines) == 3
+
+
+def test_line_ends_and_blank_lines(served):
+    # \r, \n and \r\n end a line once each; blank lines get no reply
+    lines = run(served, b"hello\r\n\n\r   \nhello\rhello\n\r\n")
+    assert len(lines) == 4 and all(s.startswith("OK hello") for s in lines[1:])
+
+
+def test_overlong_line_is_discarded_and_answered_once(served):
+    lines = run(served, b"1" * 100_000 + b"\nhello\n")
+    assert lines[1].startswith("ERR long ")
+    assert lines[2].startswith("OK hello")
+    assert len(lines) == 3
+
+
+def test_ctrl_c_stops_the_loop(served):
+    serve, module, _ = served
+    out = io.BytesIO()
+    with pytest.raises(KeyboardInterrupt):
+        serve.Server(module, io.BytesIO(b"hello\n\x03hello\n"), out).serve()
+    assert out.getvalue().count(b"OK hello") == 1
+
+
+def test_through_pipes_in_a_process(served):
+    """The loop as a program on real pipes: NUL bytes, binary garbage, a 100 KB line, bare \\r."""
+    _, _, module_path = served
+    code = textwrap.dedent(f"""
+        import importlib.util, sys
+        def load(path, name):
+            spec = importlib.util.spec_from_file_location(name, path)
+            m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); return m
+        sys.modules["boardnet_model"] = load({str(module_path)!r}, "boardnet_model")
+        load({str(SERVE)!r}, "boardnet_serve").main()
+    """)
+    data = (b"\x00\x00\x00\n" + bytes(b for b in range(4, 256) if b not in (10, 13)) + b"\n" + b"7" * 100_000 + b"\r"
+            + b"x 1 3fc00000 40000000\r" + b"hello\r\n")
+    proc = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.decode().split("\r\n")[:-1]
+    assert [s.split()[0] + " " + s.split()[1] for s in lines] == [
+        "READY proto=1", "ERR bytes", "ERR bytes", "ERR long", "OK 1", "OK hello"]
