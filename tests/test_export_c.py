@@ -451,3 +451,52 @@ def test_tools_present_when_required():
     # documents which tools the C tests use; skips (or fails under BOARDNET_REQUIRE_TOOLS=1)
     for exe in ("gcc", "arm-none-eabi-gcc", "riscv64-unknown-elf-gcc"):
         need(shutil.which(exe) is not None, f"not on PATH: {exe}")
+
+
+def test_unrolled_code_is_bit_identical_too(tmp_path):
+    need_exe("gcc")
+    model = random_model([8, 16, 1], 21, name="unrolled")
+    X = sample_inputs(model.n_in, n=400)
+    (tmp_path / "unrolled.h").write_text(render_c(model, unroll_max_weights=10_000))
+    src = tmp_path / "driver.c"
+    src.write_text(DRIVER.format(header="unrolled.h", p="unrolled", P="UNROLLED"))
+    exe = tmp_path / "driver"
+    subprocess.run(["gcc", *STRICT, "-O2", "-I", str(tmp_path), str(src), "-o", str(exe)], check=True)
+    assert "for (i" not in (tmp_path / "unrolled.h").read_text()
+    assert np.array_equal(run_driver(exe, X), model.predict32(X).view(np.uint32))
+
+
+@pytest.mark.cross
+def test_cortex_m0plus_soft_float_build_is_bit_identical(tmp_path):
+    """The header built for ARMv6-M (libgcc soft float), run in the unicorn emulator."""
+    need_exe("arm-none-eabi-gcc")
+    try:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
+        from m0count import count_instructions
+    except ImportError as e:
+        need(False, f"unicorn not installed ({e})")
+    model = random_model([3, 5, 2], 31, name="m0")
+    export_c(model, tmp_path)
+    src = tmp_path / "main.c"
+    src.write_text(
+        '#include "m0.h"\n'
+        "__attribute__((noinline)) void run(const float *x, float *y) { m0_predict(x, y); }\n"
+        "volatile float g[M0_N_IN + M0_N_OUT];\n"
+        "int main(void) { float x[M0_N_IN], y[M0_N_OUT]; int i;\n"
+        "  for (i = 0; i < M0_N_IN; ++i) x[i] = g[i];\n"
+        "  run(x, y); g[0] = y[0]; return 0; }\n"
+    )
+    elf = tmp_path / "m0.elf"
+    subprocess.run(
+        ["arm-none-eabi-gcc", "-mcpu=cortex-m0plus", "-mthumb", "-Os", *STRICT,
+         "--specs=nano.specs", "--specs=nosys.specs", str(src), "-o", str(elf)],
+        check=True,
+    )
+    X = sample_inputs(3, n=300)[::5]
+    for x in X:
+        c = count_instructions(elf, "run", [x.tobytes(), bytes(8)])
+        got = np.frombuffer(c.memory[16:24], np.uint32)
+        assert np.array_equal(got, model.predict32(x).view(np.uint32)), x
+        assert c.soft_float_share > 0.5

@@ -129,22 +129,25 @@ static inline void seed_2_2_1_predict(const float *x, float *y)
 #endif
     float h0[2];
     float acc;
+    int i, j;
 
     /* layer 1 */
-    acc = seed_2_2_1_b1[0];
-    acc = acc + seed_2_2_1_W1[0][0] * x[0];
-    acc = acc + seed_2_2_1_W1[0][1] * x[1];
-    h0[0] = boardnet_sigmoid_v1(acc);
-    acc = seed_2_2_1_b1[1];
-    acc = acc + seed_2_2_1_W1[1][0] * x[0];
-    acc = acc + seed_2_2_1_W1[1][1] * x[1];
-    h0[1] = boardnet_sigmoid_v1(acc);
+    for (i = 0; i < 2; ++i) {
+        acc = seed_2_2_1_b1[i];
+        for (j = 0; j < 2; ++j) {
+            acc = acc + seed_2_2_1_W1[i][j] * x[j];
+        }
+        h0[i] = boardnet_sigmoid_v1(acc);
+    }
 
     /* layer 2 */
-    acc = seed_2_2_1_b2[0];
-    acc = acc + seed_2_2_1_W2[0][0] * h0[0];
-    acc = acc + seed_2_2_1_W2[0][1] * h0[1];
-    y[0] = boardnet_sigmoid_v1(acc);
+    for (i = 0; i < 1; ++i) {
+        acc = seed_2_2_1_b2[i];
+        for (j = 0; j < 2; ++j) {
+            acc = acc + seed_2_2_1_W2[i][j] * h0[j];
+        }
+        y[i] = boardnet_sigmoid_v1(acc);
+    }
 }
 
 #if defined(__GNUC__) && !defined(__clang__)
