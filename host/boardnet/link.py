@@ -40,13 +40,14 @@ def open_serial(url: str, baud: int = 115200, read_timeout: float = 0.05) -> ser
         ser.open()
     except serial.SerialException as e:
         text = str(e)
-        if "lock" in text.lower() or "busy" in text.lower() or "Errno 16" in text:
+        if "[Errno 2]" in text or "No such file" in text:
+            raise BoardError(
+                f"cannot open port {url}: no such device (is the board plugged in? "
+                "`boardnet boards` lists ports)"
+            ) from None
+        if "exclusively lock" in text or "[Errno 16]" in text or "[Errno 11]" in text:
             raise BoardError(
                 f"port {url} is busy: another program (mpremote, a terminal) has it open"
-            ) from None
-        if "No such file" in text or "Errno 2" in text or "could not open" in text.lower():
-            raise BoardError(
-                f"cannot open port {url}: {text} (is the board plugged in? `boardnet boards` lists ports)"
             ) from None
         raise BoardError(f"cannot open port {url}: {text}") from None
     except (ValueError, OSError) as e:
