@@ -105,6 +105,8 @@ def test_echo_lines_both_ways(board, target):
     assert b.ask(b"hello, board") == b"E HELLO, BOARD"
     assert b.ask(b"") == b"E "
     assert b.ask(b"Mixed 123 case\r") == b"E MIXED 123 CASE"  # CR LF from a terminal
+    b.link.write(b"enter at a terminal\r")  # a lone CR ends a line too
+    assert b.link.readline() == b"E ENTER AT A TERMINAL\n"
     assert b.ask(b"P") == b"P " + PLATFORM[target].encode()
     assert b.ask(bytes(range(0x20, 0x7F))) == b"E " + bytes(range(0x20, 0x7F)).upper()
 
@@ -145,21 +147,24 @@ def test_timer_counts_instructions_the_same_every_run(board, target):
 @pytest.mark.qemu
 @pytest.mark.parametrize("target", TARGETS)
 def test_timer_is_exact_across_counter_wraps(board, target):
-    """18M instructions span several SysTick wraps on m0 (one per 4.1M instructions at
-    shift 8) and minstret wraps on rv32; the figure must not depend on where they fall."""
-    small, big = 1_000, 2_000_000
+    """On m0 a SysTick wrap comes every 4.1M instructions (shift 8): a 10.2M-instruction
+    window holds two or three, about evenly, depending on where it starts. Its figure must
+    not (had the wrap handler's cost not been subtracted, the figures would differ by 5)."""
+    small, big = 1_000, 1_700_000
     b = board(target)
     t_small = b.ticks()
     b.close()
     b = board(target, busy_loops=big)
     figures = []
-    for i in range(3):
+    for i in range(4):
         b.ask(b"y" * (97 * i))
         figures.append(b.ticks())
     assert len(set(figures)) == 1, figures
-    # Same loop, more passes: the figure grows by a whole number of instructions per pass.
-    per_pass, rest = divmod(figures[0] - t_small, big - small)
-    assert 2 <= per_pass <= 10 and rest in (0, 1), (figures[0], t_small)
+    # Same loop, more passes: the figure grows by a whole number of instructions per pass,
+    # give or take the one or two it takes to load a larger constant.
+    per_pass = round((figures[0] - t_small) / (big - small))
+    rest = figures[0] - t_small - per_pass * (big - small)
+    assert 2 <= per_pass <= 10 and abs(rest) <= 2, (figures[0], t_small)
 
 
 @pytest.mark.cross
