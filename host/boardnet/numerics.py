@@ -19,7 +19,7 @@ Why this shape: on a Cortex-M0+ every float operation is a libgcc call (fdiv ~77
 instructions, fadd/fmul ~60-120), while integer and bit operations cost one or two. So
 the rounding of n uses the 1.5 * 2^23 "shifter" (a float add instead of a float->int
 call), the sign, NaN and saturation tests compare integer bits, 2^k goes into the
-exponent field, and there is one division. Total: 6 fmul/fadd for exp, 1 fadd, 1 fdiv,
+exponent field, and there is one division. Total: 9 fmul/fadd for exp, 1 fadd, 1 fdiv,
 and 1 fmul for x < 0.
 
 Accuracy against the true sigmoid (measured in float64; see MAX_ABS_ERROR): the
