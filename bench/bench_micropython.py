@@ -10,7 +10,7 @@ Compared, on the same float32 weights and inputs:
 - textbook-exp-straight: straight-line code on locals with math.exp (the earlier baseline);
 - generated straight / loop: the two shapes boardnet emits, with boardnet's own sigmoid.
 
-Each figure is the minimum over repeats of (time of N calls) / N, `predict(x, out)` for the
+Each figure is the minimum over 3 x 15 interleaved repeats of (time of N calls) / N, `predict(x, out)` for the
 generated code, including the call itself. The clock is the host's performance.now()
 (this build's ticks_us moves in whole milliseconds). Heap is the gc.mem_alloc() growth per
 call with the collector off. The WebAssembly build is a double-precision port; rp2 and esp32
@@ -189,12 +189,14 @@ def main() -> None:
     ok, why = mpwasm.available()
     if not ok:
         sys.exit(f"bench_micropython: {why}")
-    n, repeats = (500, 5) if args.quick else (2000, 15)
+    # each timing covers about 20 ms of calls, so a busy moment on the host spoils few of them
+    budget, repeats = (4000, 5) if args.quick else (20000, 15)
     print("MicroPython 1.27 WebAssembly build under Node; microseconds per prediction "
           "(min over repeats), heap bytes per prediction")
     print(f"{'net':<12} {'implementation':<24} {'us/pred':>9} {'vs textbook':>12} {'heap B':>8}")
     for sizes in ([2, 2, 1], [8, 16, 1]):
-        for row in bench_model(sizes, n, repeats):
+        n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+        for row in bench_model(sizes, max(50, budget // n_params), repeats):
             speedup = row["textbook"] / row["us"]
             print(f"{row['net']:<12} {row['impl']:<24} {row['us']:>9.2f} {speedup:>11.2f}x "
                   f"{row['heap']:>8.0f}")

@@ -16,9 +16,9 @@ from math import ldexp as _ldexp
 from struct import unpack as _unpack
 
 NAME = "people"
-FEATURES = ("weight_lb", "height_in", )
-LABELS = ("male", "female", )
-OUTPUTS = ("P(gender=female)", )
+FEATURES = ("weight_lb", "height_in")
+LABELS = ("male", "female")
+OUTPUTS = ("P(gender=female)",)
 N_IN = 2
 N_OUT = 1
 FINGERPRINT = "132eead42470dcd7"
@@ -52,7 +52,7 @@ def predict(x, out=None):
     """Outputs for the raw inputs x (a sequence of N_IN numbers): a list, or `out` filled."""
     # straight-line code on locals: no loop counters or list indexing in MicroPython's VM
     (p0, p1, p2, p3, p4, p5, p6, p7, p8, ) = _P
-    (x0, x1, ) = x
+    (x0, x1,) = x
     L, NL, C1, C2 = _S
     T = _T
     rnd = round
@@ -112,6 +112,6 @@ def predict(x, out=None):
     else:
         y0 = _saturate(z)
     if out is None:
-        return [y0, ]
+        return [y0]
     out[0] = y0
     return out
