@@ -204,7 +204,8 @@ class Link:
         sent = done = 0
         deadline = time.monotonic() + self.timeout
         while done < n:
-            if sent < n and len(pending) < window:
+            # refill when half the window is free: fewer, larger writes for the board to take
+            if sent < n and len(pending) <= window // 2:
                 chunk = []
                 while sent < n and len(pending) < window:
                     rid = self._take_id()
