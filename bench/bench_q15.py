@@ -1,0 +1,244 @@
+"""Integer (q15) models against float32 ones: Cortex-M0+ instructions and flash, and time per
+prediction under the WebAssembly MicroPython.
+
+    python bench/bench_q15.py              # the tables (docs/integer-models.md)
+    python bench/bench_q15.py --fit        # refit the sigmoid table, print it and its error
+
+Cortex-M0+ programs are built as in bench/bench_export_c.py (arm-none-eabi-gcc
+-mcpu=cortex-m0plus -mthumb -Os, -ffunction-sections -fdata-sections -Wl,--gc-sections,
+newlib-nano); "flash added" is the program with the model call minus the same program
+without it. Instructions are counted in unicorn (bench/m0count.py, UC_MODE_THUMB |
+UC_MODE_MCLASS, a code hook), mean over random inputs, and the outputs are checked against
+boardnet.quantize bit for bit. The float32 rows use the float header (boardnet.export).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+from m0count import SOFT_FLOAT, Elf, count_instructions  # noqa: E402
+
+from boardnet import quantize as Q  # noqa: E402
+from boardnet.export import export_c, render_c, render_micropython  # noqa: E402
+from boardnet.model import Model  # noqa: E402
+
+CC = [
+    "arm-none-eabi-gcc", "-mcpu=cortex-m0plus", "-mthumb", "-Os", "-std=c99",
+    "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections",
+    "--specs=nano.specs", "--specs=nosys.specs",
+]
+
+MAIN = """
+#include <stdint.h>
+{include}
+volatile {xt} g_x[{n_in}];
+volatile {yt} g_y[{n_out}];
+__attribute__((noinline)) void bench_predict(const {xt} *x, {yt} *y)
+{{
+    {call}
+}}
+int main(void)
+{{
+    {xt} x[{n_in}];
+    {yt} y[{n_out}];
+    int i;
+    for (i = 0; i < {n_in}; ++i) x[i] = g_x[i];
+    bench_predict(x, y);
+    for (i = 0; i < {n_out}; ++i) g_y[i] = y[i];
+    return 0;
+}}
+"""
+
+
+def random_model(sizes: list[int], seed: int = 0) -> Model:
+    rng = np.random.default_rng(seed)
+    Ws = [rng.normal(scale=1.5, size=(o, i)) for i, o in zip(sizes[:-1], sizes[1:])]
+    bs = [rng.normal(size=o) for o in sizes[1:]]
+    return Model.from_arrays(Ws, bs, name="net")
+
+
+def build(tmp: Path, name: str, model: Model, kind: str, **render: object) -> Path:
+    """kind: empty (no model), f32 (float header), q15 (integer header)."""
+    xt, yt = ("int16_t", "int32_t") if kind.endswith("q15") else ("float", "float")
+    if kind.startswith("empty"):
+        include, call = "", "y[0] = x[0];"
+    elif kind == "f32":
+        header = export_c(model, tmp)
+        include, call = f'#include "{header.name}"', f"{header.stem}_predict(x, y);"
+    else:
+        ctx = Q.c_context(model, **render)  # type: ignore[arg-type]
+        from boardnet.export import environment
+
+        text = environment().get_template("model_q15.h.j2").render(**ctx)
+        (tmp / f"{ctx['prefix']}.h").write_text(text)
+        include, call = f'#include "{ctx["prefix"]}.h"', f"{ctx['prefix']}_predict_q(x, y);"
+    src = tmp / f"{name}.c"
+    src.write_text(MAIN.format(include=include, call=call, n_in=model.n_in, n_out=model.n_out,
+                               xt=xt, yt=yt))
+    elf = tmp / f"{name}.elf"
+    subprocess.run([*CC, "-I", str(tmp), str(src), "-o", str(elf), "-Wl,-Map=" + str(elf) + ".map"],
+                   check=True)
+    return elf
+
+
+def flash_of(elf: Path) -> int:
+    out = subprocess.run(["arm-none-eabi-size", str(elf)], capture_output=True, text=True, check=True)
+    text, data, _ = (int(v) for v in out.stdout.splitlines()[1].split()[:3])
+    return text + data
+
+
+def soft_float_symbols(elf: Path) -> list[str]:
+    """Soft-float routines linked into the program (nm), by m0count's pattern."""
+    out = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, check=True)
+    names = [line.split()[-1] for line in out.stdout.splitlines() if line.strip()]
+    return sorted(n for n in names if SOFT_FLOAT.match(n) or n.startswith("__aeabi_d"))
+
+
+def measure(elf: Path, model: Model, n: int, q15: bool) -> tuple[float, bool]:
+    e = Elf.load(elf)
+    rng = np.random.default_rng(1)
+    q = Q.quantize(model) if q15 else None
+    total, exact = 0, True
+    for _ in range(n):
+        if q15:
+            xq = rng.integers(-32767, 32768, size=model.n_in).astype(np.int16)
+            c = count_instructions(e, "bench_predict", [xq.tobytes(), bytes(4 * model.n_out)])
+            off = 8 * ((2 * model.n_in + 7) // 8)
+            y = np.frombuffer(c.memory[off : off + 4 * model.n_out], np.int32)
+            exact &= bool(np.array_equal(y, q.predict_int(xq.astype(np.int64))))
+        else:
+            x = rng.normal(scale=2.0, size=model.n_in).astype(np.float32)
+            c = count_instructions(e, "bench_predict", [x.tobytes(), bytes(4 * model.n_out)])
+            off = 8 * ((4 * model.n_in + 7) // 8)
+            y = np.frombuffer(c.memory[off : off + 4 * model.n_out], np.float32)
+            exact &= bool(np.array_equal(y.view(np.uint32), model.predict32(x).view(np.uint32)))
+        total += c.instructions
+    return total / n, exact
+
+
+def bench_m0(n_inputs: int, networks: list[list[int]]) -> list[dict]:
+    print("Cortex-M0+ (ARMv6-M), arm-none-eabi-gcc -Os, newlib-nano; instructions counted in")
+    print(f"unicorn, mean over {n_inputs} random inputs; outputs checked against the host reference\n")
+    head = (f"{'network':<10} {'precision':<9} {'flash added':>12} {'instructions':>13} "
+            f"{'soft-float symbols':>19} {'output':>10}")
+    print(head)
+    print("-" * len(head))
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        for sizes in networks:
+            model = random_model(sizes)
+            net = "-".join(map(str, sizes))
+            for kind in ("f32", "q15"):
+                sub = tmp / f"{kind}{net}"
+                sub.mkdir()
+                base = flash_of(build(sub, "empty", model, "empty" + kind))
+                elf = build(sub, kind, model, kind)
+                ins, ok = measure(elf, model, n_inputs, kind == "q15")
+                soft = soft_float_symbols(elf)
+                row = {"network": net, "precision": kind, "flash": flash_of(elf) - base,
+                       "instructions": ins, "soft_float": len(soft), "exact": ok}
+                rows.append(row)
+                print(f"{net:<10} {kind:<9} {row['flash']:>10} B {ins:>13,.0f} {len(soft):>19} "
+                      f"{'bit-exact' if ok else 'DIFFERS':>10}")
+    return rows
+
+
+def bench_wasm(n: int, networks: list[list[int]]) -> None:
+    """Time per prediction under the WebAssembly MicroPython (double-precision floats boxed on
+    the heap, as rp2 and esp32 box their single-precision ones)."""
+    import mpwasm
+
+    ok, why = mpwasm.available()
+    if not ok:
+        print(f"\nMicroPython (WebAssembly): skipped, {why}")
+        return
+    print(f"\nMicroPython (WebAssembly build under Node), {n} predictions each, host clock\n")
+    head = f"{'network':<10} {'precision':<9} {'us/prediction':>14} {'vs f32':>8}"
+    print(head)
+    print("-" * len(head))
+    for sizes in networks:
+        model = random_model(sizes)
+        net = "-".join(map(str, sizes))
+        q = Q.quantize(model)
+        lo, hi = q.input_range()
+        X = np.random.default_rng(2).uniform(lo, hi, size=(64, model.n_in))
+        Xq = q.quantize_inputs(X)
+        files = {"mf.py": render_micropython(model), "mq.py": _render_mp_q15(model)}
+        code = f"""
+import hostclock, mf, mq
+XF = {[list(map(float, x)) for x in X]!r}
+XQ = {[list(map(int, x)) for x in Xq]!r}
+def run(mod, xs, n):
+    out = [0] * mod.N_OUT
+    p = mod.predict
+    t0 = hostclock.now()
+    for k in range(n):
+        p(xs[k & 63], out)
+    return (hostclock.now() - t0) * 1000 / n
+run(mf, XF, 200); run(mq, XQ, 200)
+print(run(mf, XF, {n}), run(mq, XQ, {n}))
+"""
+        tf, tq = (float(v) for v in mpwasm.run(code, files).split())
+        print(f"{net:<10} {'f32':<9} {tf:>14.2f} {1:>7.2f}x")
+        print(f"{net:<10} {'q15':<9} {tq:>14.2f} {tq / tf:>7.2f}x")
+
+
+def _render_mp_q15(model: Model) -> str:
+    try:
+        return render_micropython(model, precision="q15")  # type: ignore[call-arg]
+    except TypeError:  # export.py without the precision argument
+        from boardnet.export import _python_environment
+
+        return _python_environment().get_template("model_q15.py.j2").render(
+            **Q.micropython_context(model))
+
+
+def fit_table() -> None:
+    """Refit SIGMOID_TABLE: nodes sigmoid(i/4) lowered by the chord's mid-interval error, then
+    +-1 steps while the worst error over every truncation interval drops."""
+    s = 0.5 + 0.5 * np.tanh(0.5 * np.arange(Q.TABLE_N + 1) / 4)
+    T = np.round(Q.ONE * (s - s * (1 - s) * (1 - 2 * s) / 256)).astype(np.int64)
+    best = Q.sigmoid_error(T)
+    changed = True
+    while changed:
+        changed = False
+        for k in range(len(T)):
+            for step in (-1, 1):
+                T2 = T.copy()
+                T2[k] += step
+                if np.any(np.diff(T2) < 0) or T2[k] > Q.ONE:
+                    continue
+                err = Q.sigmoid_error(T2)
+                if err < best - 1e-12:
+                    T, best, changed = T2, err, True
+    print("SIGMOID_TABLE =", tuple(int(v) for v in T))
+    print(f"max abs error {best:.4g} (current table: {Q.sigmoid_error():.4g})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--inputs", type=int, default=20, help="random inputs per M0+ measurement")
+    ap.add_argument("--wasm", type=int, default=5000, help="predictions per MicroPython timing (0: skip)")
+    ap.add_argument("--fit", action="store_true", help="refit the sigmoid table")
+    args = ap.parse_args()
+    if args.fit:
+        fit_table()
+        return
+    bench_m0(args.inputs, [[2, 2, 1], [8, 16, 1]])
+    print("\ntargets (q15): 2-2-1 <= 100 instructions and <= 256 B; 8-16-1 <= 2,000 instructions")
+    if args.wasm:
+        bench_wasm(args.wasm, [[2, 2, 1], [8, 16, 1]])
+
+
+if __name__ == "__main__":
+    main()
