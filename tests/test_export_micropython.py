@@ -222,6 +222,9 @@ def hostile_cases() -> list[Model]:
         cases.append(Model.from_arrays(
             [layer.W for layer in base.layers], [layer.b for layer in base.layers],
             name=HOSTILE[i], features=group, labels=group))
+    cases.append(Model.from_arrays(  # a 10,000-character name of everything above
+        [layer.W for layer in base.layers], [layer.b for layer in base.layers],
+        name=("".join(HOSTILE) * 2)[:10_000], features=HOSTILE[-3:], labels=HOSTILE[-6:-3]))
     return cases
 
 
