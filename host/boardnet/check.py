@@ -76,12 +76,18 @@ class CheckReport:
 
 
 def random_inputs(model, n: int, seed: int = 0) -> np.ndarray:
-    """n inputs spread over the training range: shift +- 3 scale per feature (a standard
-    normalisation's mean +- 3 std)."""
+    """n inputs spread over the training range: the data's min..max widened by 10% each way
+    when the model records it, else shift +- 3 scale (a standard normalisation's mean +- 3 std)."""
     rng = np.random.default_rng(seed)
-    shift = model.normalization.shift
-    scale = model.normalization.scale
-    return (shift + scale * rng.uniform(-3, 3, size=(n, model.n_in))).astype(np.float32)  # (n, n_in)
+    lo, hi = model.training.get("input_min"), model.training.get("input_max")
+    if lo is not None and hi is not None and len(lo) == len(hi) == model.n_in:
+        lo, hi = np.array(lo, dtype=np.float64), np.array(hi, dtype=np.float64)
+        pad = 0.1 * (hi - lo)
+        lo, hi = lo - pad, hi + pad
+    else:
+        shift, scale = model.normalization.shift, model.normalization.scale
+        lo, hi = shift - 3 * scale, shift + 3 * scale
+    return (lo + (hi - lo) * rng.uniform(0, 1, size=(n, model.n_in))).astype(np.float32)  # (n, n_in)
 
 
 def bounds(model, info: P.BoardInfo, X: np.ndarray) -> tuple[np.ndarray, str]:
@@ -159,7 +165,7 @@ def check_arrays(model, port, data=None, n=1000, seed=0, baud=115200, *, precisi
         if n < 1:
             raise UsageError("--n must be at least 1")
         X = random_inputs(model, n, seed)
-        source = f"random, seed {seed}, shift +- 3 scale"
+        source = f"random over the training range, seed {seed}"
     if not np.all(np.isfinite(X)):
         raise UsageError("inputs must be finite float32 numbers")
     with resolve(port, model) as where, open_link(where.url, baud, timeout) as link:

@@ -345,6 +345,8 @@ def train(data: Dataset, cfg: TrainConfig, progress: bool = False) -> Model:
         "n_train": int(n_train),
         "n_val": int(len(val_idx)),
         "seconds": round(seconds, 4),
+        "input_min": data.X.min(axis=0).tolist(),  # the range checks draw inputs from
+        "input_max": data.X.max(axis=0).tolist(),
         "final_loss": history.loss[-1],
         "history": {k: [float(f"{v:.6g}") for v in vals] for k, vals in asdict(history).items()},
     }
