@@ -278,7 +278,10 @@ def train(data: Dataset, cfg: TrainConfig, progress: bool = False) -> Model:
         engine = "scalar" if cfg.batch_size == 1 and n_params <= SCALAR_ENGINE_MAX_PARAMS else "numpy"
     dtype = np.float64 if engine == "scalar" else np.dtype(cfg.dtype)
     net = _Net(sizes, params, dtype)
-    Xt, Yt = X[train_idx].astype(dtype), Y[train_idx].astype(dtype)
+    if len(val_idx):
+        Xt, Yt = X[train_idx].astype(dtype), Y[train_idx].astype(dtype)
+    else:  # no split: skip the gather
+        Xt, Yt = X.astype(dtype, copy=False), Y.astype(dtype, copy=False)
     Xv, Yv = X[val_idx].astype(dtype), Y[val_idx].astype(dtype)
     if engine == "scalar":
         if cfg.batch_size != 1:
@@ -370,7 +373,8 @@ def train(data: Dataset, cfg: TrainConfig, progress: bool = False) -> Model:
         "history": {k: [float(f"{v:.6g}") for v in vals] for k, vals in asdict(history).items()},
     }
     if data.task != "regression":
-        summary["train_accuracy"] = _accuracy(model.predict(data.X[train_idx]), data.y[train_idx])
+        with np.errstate(over="ignore"):
+            summary["train_accuracy"] = _accuracy(_forward(net, Xt, output, reuse=False)[-1], Yt)
     if len(val_idx):
         summary["val_loss"] = history.val_loss[-1]
         if history.val_accuracy:
