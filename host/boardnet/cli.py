@@ -325,6 +325,104 @@ def _sim(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- boards ----------------------------------------------------------------------------
+def _boards_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--probe", action="store_true",
+                   help="ask each board (opens the port: resets ESP32 dev boards, stops programs)")
+    p.add_argument("--timeout", type=float, default=1.0, help="seconds per answer when probing")
+    p.add_argument("--json", action="store_true")
+
+
+def _boards(args: argparse.Namespace) -> int:
+    from .boards import list_boards
+
+    entries = list_boards(probe=args.probe, timeout=args.timeout)
+    _out(args, "\n".join(e.text() for e in entries) or "no serial ports, BOOTSEL drives or virtual boards",
+         [e.to_json() for e in entries])
+    return 0
+
+
+# ---- deploy ----------------------------------------------------------------------------
+def _deploy_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model")
+    p.add_argument("--port", required=True,
+                   help="device (/dev/ttyACM0, COM3), pyserial URL, auto, sim, sim-m0, sim-rv32")
+    p.add_argument("--runtime", choices=["micropython", "c"], default="micropython")
+    p.add_argument("--precision", default="f32", help="f32 (default)")
+    p.add_argument("--mpy", action="store_true",
+                   help="copy .mpy files from mpy-cross (checked against the board's .mpy version)")
+    p.add_argument("--autostart", action="store_true", help="install main.py: the loop starts at boot")
+    p.add_argument("--force", action="store_true", help="with --autostart: replace a main.py of "
+                   "your own (kept as main.py.bak)")
+    p.add_argument("--board", help="--runtime c: pico, pico2, esp32, esp32c3, esp32s3 ... "
+                   "(default: from the port's USB ID)")
+    p.add_argument("--drive", help="--runtime c on a Pico: the mounted BOOTSEL drive")
+    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds for each mpremote step")
+    p.add_argument("--json", action="store_true")
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from .deploy import DeployReport, deploy_c, deploy_micropython
+    from .ports import resolve
+
+    model = _load(args.model)
+    if args.precision != "f32":
+        raise UsageError(f"--precision {args.precision}: deploy puts f32 models on boards")
+    if args.runtime == "c" or args.port in ("sim-m0", "sim-rv32"):
+        info = deploy_c(model, args.port, board=args.board, drive=args.drive, baud=args.baud)
+        _out(args, f"flashed {model.name} (fingerprint {info.fingerprint}) to {args.port}: "
+             f"{info.runtime} on {info.platform}", {"port": args.port, "fingerprint": info.fingerprint,
+                                                    "runtime": info.runtime, "platform": info.platform})
+        return 0
+    with resolve(args.port) as where:
+        report = DeployReport(where.url, None, None)
+        deploy_micropython(model, where.url, baud=args.baud, autostart=args.autostart, mpy=args.mpy,
+                           force=args.force, timeout=args.timeout, report=report)
+        info, facts = report.info, report.facts
+        lines = [
+            f"deployed {model.name} (fingerprint {info.fingerprint}) to {where.description or where.url}",
+            f"  board      MicroPython {facts.version} on {facts.platform}, {facts.float_precision}, "
+            f"heap free {facts.mem_free} B (model needs ~{report.heap_needed} B)",
+            "  copied     " + (", ".join(report.copied) or "nothing (the board had these files)"),
+        ]
+        if report.unchanged:
+            lines.append("  unchanged  " + ", ".join(report.unchanged))
+        if report.removed:
+            lines.append("  removed    " + ", ".join(report.removed))
+        if report.backup:
+            lines.append(f"  main.py    yours is kept as {report.backup}")
+        lines.append(f"  serving    {info.model} fp={info.fingerprint} window={info.window}"
+                     + ("; starts at boot (main.py)" if args.autostart else
+                        "; started from the REPL (--autostart to start at boot)"))
+        if where.owned is not None:
+            lines.append("  note       --port sim is a fresh virtual board that stops now; "
+                         "`boardnet sim start mp` keeps one up")
+        _out(args, "\n".join(lines), report.to_json())
+    return 0
+
+
+# ---- flash-micropython -----------------------------------------------------------------
+def _flash_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("firmware", help="a MicroPython .uf2 (Pico) or .bin (ESP32) from micropython.org")
+    p.add_argument("--port", help="the board's serial port (a running Pico is sent to BOOTSEL)")
+    p.add_argument("--drive", help="a mounted BOOTSEL drive (RPI-RP2 / RP2350)")
+    p.add_argument("--chip", help="ESP32 chip for esptool (default: from the image, else detected)")
+    p.add_argument("--no-erase", action="store_true", help="ESP32: skip erase_flash")
+    p.add_argument("--json", action="store_true")
+
+
+def _flash(args: argparse.Namespace) -> int:
+    from .flash import flash_firmware
+
+    result = flash_firmware(args.firmware, port=args.port, drive=args.drive, chip=args.chip,
+                            erase=not args.no_erase)
+    where = result.get("drive") or result.get("port")
+    _out(args, f"flashed {args.firmware} to {where}"
+         + (f" at {result['offset']} ({result['chip']})" if "offset" in result else ""), result)
+    return 0
+
+
 # ---- demo ------------------------------------------------------------------------------
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="boardnet-demo", help="folder for the model and exports")
@@ -346,6 +444,12 @@ _COMMANDS: dict[str, Command] = {
     "info": ("sizes, labels, fingerprint, training summary and fit of a model", _info_args, _info),
     "predict": ("predict on the host, or beside a board with --port", _predict_args, _predict),
     "export": ("write the C header and the MicroPython module", _export_args, _export),
+    "boards": ("list serial ports, BOOTSEL drives and virtual boards; --probe asks each",
+               _boards_args, _boards),
+    "deploy": ("put the model and its runtime on a board, then prove it with a handshake",
+               _deploy_args, _deploy),
+    "flash-micropython": ("put a downloaded MicroPython firmware (.uf2, .bin) on a board",
+                          _flash_args, _flash),
     "check": ("compare a board with the host; exit 1 outside tolerance", _check_args, _check),
     "sim": ("start or stop a virtual board that stays up (sim start mp; sim stop)", _sim_args, _sim),
     "demo": ("the whole workflow on the tutorial's people", _demo_args, _demo),

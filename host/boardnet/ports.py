@@ -13,19 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .boards import BOOTSEL_IDS, USB_IDS
 from .errors import BoardError, UsageError
 
-# USB VID:PID of boards and bridges that carry a MicroPython REPL or boardnet firmware
+# USB VID:PID of boards and bridges (names from boards.USB_IDS, the one table)
 KNOWN_USB: dict[tuple[int, int], str] = {
-    (0x2E8A, 0x0005): "Raspberry Pi Pico (MicroPython)",
-    (0x2E8A, 0x000A): "Raspberry Pi Pico (pico-sdk USB CDC)",
-    (0x2E8A, 0x0003): "Raspberry Pi RP2 boot (not running)",
-    (0x303A, 0x1001): "Espressif native USB (ESP32-S3/C3/C6)",
-    (0x303A, 0x4001): "Espressif native USB (MicroPython)",
-    (0x10C4, 0xEA60): "CP210x USB-UART bridge (ESP32 dev board)",
-    (0x1A86, 0x7523): "CH340 USB-UART bridge (ESP32 dev board)",
-    (0x1A86, 0x55D4): "CH9102 USB-UART bridge (ESP32 dev board)",
-    (0x0403, 0x6001): "FTDI FT232 USB-UART bridge",
+    usb: kind.name for usb, kind in USB_IDS.items() if usb not in BOOTSEL_IDS
 }
 SHORTCUTS = ("sim", "sim-m0", "sim-rv32")
 
@@ -53,23 +46,10 @@ class Port:
 def candidates() -> list[tuple[str, str]]:
     """(port, description) of every attached board with a known VID:PID, and running
     virtual boards."""
-    found: list[tuple[str, str]] = []
-    try:
-        from serial.tools import list_ports
+    from .boards import list_boards
 
-        for p in list_ports.comports():
-            if p.vid is not None and (p.vid, p.pid) in KNOWN_USB:
-                found.append((p.device, f"{KNOWN_USB[(p.vid, p.pid)]} [{p.vid:04X}:{p.pid:04X}]"))
-    except Exception:  # port enumeration is best effort (containers, odd platforms)
-        pass
-    try:
-        from . import sim
-
-        for record in sim.list_persistent():
-            found.append((record["port"], f"virtual board ({record['kind']})"))
-    except Exception:
-        pass
-    return found
+    return [(e.port, e.description + (f" [{e.usb}]" if e.usb else ""))
+            for e in list_boards() if e.port and e.family is not None and e.runtime != "bootsel"]
 
 
 def resolve(port: str, model=None, *, timeout: float = 20.0) -> Port:
@@ -77,16 +57,10 @@ def resolve(port: str, model=None, *, timeout: float = 20.0) -> Port:
     if not port:
         raise UsageError("give a port: --port /dev/ttyACM0, COM3, socket://host:port, auto or sim")
     if port == "auto":
-        found = candidates()
-        if len(found) == 1:
-            return Port(found[0][0], found[0][1])
-        if not found:
-            raise BoardError(
-                "no board found (known USB IDs: Pico, ESP32, UART bridges) and no virtual board "
-                "running: plug one in, give --port, or start one with `boardnet sim start mp`"
-            )
-        listing = "; ".join(f"{p} ({d})" for p, d in found)
-        raise BoardError(f"several boards found, say which with --port: {listing}")
+        from .boards import list_boards, pick_one
+
+        one = pick_one(list_boards())  # refuses none or several, with the list
+        return Port(one.port, one.description + (f" [{one.usb}]" if one.usb else ""))
     if port == "sim":
         return _fresh_sim(model, timeout)
     if port in ("sim-m0", "sim-rv32"):
