@@ -189,40 +189,26 @@ def _forward(net: _Net, x: np.ndarray, output: str, reuse: bool = True) -> list[
     return a
 
 
-def _loss_sum(a: np.ndarray, y: np.ndarray, loss: str) -> float:
-    """Sum over the batch and outputs of the per-output loss."""
-    if loss == "mse":
-        e = a - y
-        return float(np.einsum("ij,ij->", e, e))
-    p = np.abs(1.0 - y - a)  # the probability given to the true class (y is 0 or 1)
-    np.maximum(p, 1e-30, out=p)
-    return -float(np.log(p).sum())
-
-
 def _gradient(
     net: _Net, x: np.ndarray, y: np.ndarray, loss: str, output: str,
-    scale: float = 1.0, sign: np.ndarray | None = None,
-) -> float:
+    scale: float = 1.0, err: np.ndarray | None = None,
+) -> np.ndarray:
     """Backpropagate one batch into net.grad: `scale` times the batch-mean gradient (the
-    trainer passes the learning rate, so the update is one subtraction). `sign` is 2y - 1
-    when the caller has it. Returns the loss summed over the batch and outputs."""
+    trainer passes the learning rate, so the update is one subtraction). The output error
+    a - y is written to `err` (the caller's epoch buffer, from which the epoch's loss is
+    computed in one go) and returned."""
     m, n_out = y.shape
     a = _forward(net, x, output)
     out = a[-1]
+    err = np.subtract(out, y, out=err)  # (m, n_out)
     delta = net._t[-1]
-    np.subtract(out, y, out=delta)  # (m, n_out)
     if loss == "mse":
-        total = float(np.einsum("ij,ij->", delta, delta))
-        delta *= 2.0 * scale / (n_out * m)
+        np.multiply(err, 2.0 * scale / (n_out * m), out=delta)
         if output == "sigmoid":
             delta *= out
             delta -= delta * out  # delta * a * (1 - a)
     else:
-        p = delta + (2.0 * y - 1.0 if sign is None else sign)  # a - y + 2y - 1 = -(1 - y - a)
-        np.abs(p, out=p)  # the probability given to the true class
-        np.maximum(p, 1e-30, out=p)
-        total = -float(np.log(p, out=p).sum())
-        delta *= scale / (n_out * m)
+        np.multiply(err, scale / (n_out * m), out=delta)  # BCE through a sigmoid: a - y
     ones = net.ones(m)  # (m,): the bias gradients as a matrix product, far faster than sum(axis=0)
     for k in range(len(net.W) - 1, -1, -1):
         np.matmul(delta.T, a[k], out=net.gW[k])
@@ -236,19 +222,27 @@ def _gradient(
             back *= h
             np.subtract(back, back * h, out=back)  # back * h * (1 - h)
             delta = back
-    return total
+    return err
+
+
+def _loss_from_error(err: np.ndarray, y: np.ndarray, loss: str) -> float:
+    """The loss summed over samples and outputs, from the output error a - y."""
+    if loss == "mse":
+        return float(np.einsum("ij,ij->", err, err, dtype=np.float64))
+    p = err + (2.0 * y - 1.0)  # a - y + 2y - 1 = -(1 - y - a): minus the true class's probability
+    np.abs(p, out=p)
+    np.maximum(p, 1e-30, out=p)
+    return -float(np.log(p, out=p).sum(dtype=np.float64))
 
 
 def _numpy_epoch(net: _Net, X, Y, cfg: TrainConfig, output: str) -> float:
     """One epoch; X, Y already in epoch order, so every batch is a contiguous slice."""
-    total = 0.0
-    S = 2.0 * Y - 1.0 if cfg.loss == "bce" else None  # (n, n_out)
+    E = np.empty_like(Y)  # (n, n_out): a - y of every sample as it was trained on
     for start in range(0, len(X), cfg.batch_size):
         stop = start + cfg.batch_size
-        total += _gradient(net, X[start:stop], Y[start:stop], cfg.loss, output, cfg.lr,
-                           None if S is None else S[start:stop])
+        _gradient(net, X[start:stop], Y[start:stop], cfg.loss, output, cfg.lr, E[start:stop])
         net.theta -= net.grad
-    return total
+    return _loss_from_error(E, Y, cfg.loss)
 
 
 def train(data: Dataset, cfg: TrainConfig, progress: bool = False) -> Model:
@@ -324,7 +318,7 @@ def train(data: Dataset, cfg: TrainConfig, progress: bool = False) -> Model:
                 if engine == "scalar":
                     net.theta[:] = theta
                 a = _forward(net, Xv, output, reuse=False)[-1]
-                history.val_loss.append(_loss_sum(a, Yv, cfg.loss) / (len(Xv) * n_out))
+                history.val_loss.append(_loss_from_error(a - Yv, Yv, cfg.loss) / (len(Xv) * n_out))
                 if data.task != "regression":
                     history.val_accuracy.append(_accuracy(a, Yv))
             if bar is not None:
