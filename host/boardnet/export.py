@@ -264,10 +264,13 @@ def precision_warnings(model: Model, n: int = 2000, seed: int = 0) -> list[str]:
 
 
 # ---- MicroPython ------------------------------------------------------------------------------
-# Up to this many parameters predict() is straight-line code on local variables, above it a
-# loop over rows of tuples. Straight-line is always faster (bench/bench_micropython.py), but
-# its source and bytecode grow with every weight and a board compiles the .py in its own RAM;
-# the loop costs the same few hundred bytes for any size.
+# Code shapes of predict() (docs/export-micropython.md, bench/bench_micropython.py):
+# "straight" unrolls everything onto local variables, fastest at every size measured but
+# 50-65 B of heap per parameter once imported (and more while the board compiles it);
+# "rows" loops over neurons and unpacks each row of W into locals (within ~10% of straight,
+# 30-35 B per parameter, code O(sum of layer inputs)); "loop" is plain loops (half the speed,
+# any width). Auto: straight up to MP_STRAIGHT_MAX_PARAMS parameters, rows while no layer has
+# more than MP_ROWS_MAX_INPUTS inputs (one local per input), else loop.
 MP_STRAIGHT_MAX_PARAMS = 400
 MP_ROWS_MAX_INPUTS = 256
 MP_SHAPES = ("auto", "straight", "rows", "loop")
@@ -403,7 +406,7 @@ def _python_environment() -> jinja2.Environment:
 
 def render_micropython(model: Model, shape: str = "auto") -> str:
     """The MicroPython module for `model` (docs/export-micropython.md). `shape` picks the
-    code: "straight" (unrolled), "loop", or "auto" (by MP_STRAIGHT_MAX_PARAMS)."""
+    code: "straight" (unrolled), "rows", "loop", or "auto" (see MP_STRAIGHT_MAX_PARAMS)."""
     template = _python_environment().get_template("model.py.j2")
     return template.render(**micropython_context(model, shape))
 
