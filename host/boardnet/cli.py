@@ -305,6 +305,7 @@ def _sim_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["start", "stop", "list"])
     p.add_argument("kind", nargs="?", default=None, choices=["mp", "m0", "rv32"],
                    help="mp: MicroPython (WebAssembly); m0, rv32: the C firmware under QEMU")
+    p.add_argument("--model", help="m0, rv32: the model (JSON) the firmware is built with")
     p.add_argument("--json", action="store_true")
 
 
@@ -312,7 +313,13 @@ def _sim(args: argparse.Namespace) -> int:
     from . import sim
 
     if args.action == "start":
-        record = sim.start_persistent(args.kind or "mp")
+        kind = args.kind or "mp"
+        if kind == "mp":
+            record = sim.start_persistent(kind)
+        else:
+            if not args.model:
+                raise UsageError(f"`sim start {kind}` needs the model: --model M.json")
+            record = sim.start_persistent(kind, model=_load(args.model))
         _out(args, f"virtual board ({record['kind']}) on {record['port']}", record)
     elif args.action == "stop":
         stopped = sim.stop_persistent(args.kind)

@@ -5,7 +5,8 @@
 
 Plain names and URLs (`/dev/ttyACM0`, `COM3`, `socket://host:port`, `rfc2217://...`) pass
 through; `auto` is the one board found by USB VID:PID (or the one running virtual board);
-`sim` starts a virtual MicroPython board for one command and stops it afterwards.
+`sim` starts a virtual MicroPython board for one command and stops it afterwards;
+`sim-m0` / `sim-rv32` do the same with the C firmware on an emulated board (boardnet.csim).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .boards import BOOTSEL_IDS, USB_IDS
-from .errors import BoardError, UsageError
+from .errors import UsageError
 
 # USB VID:PID of boards and bridges (names from boards.USB_IDS, the one table)
 KNOWN_USB: dict[tuple[int, int], str] = {
@@ -64,10 +65,7 @@ def resolve(port: str, model=None, *, timeout: float = 20.0) -> Port:
     if port == "sim":
         return _fresh_sim(model, timeout)
     if port in ("sim-m0", "sim-rv32"):
-        raise BoardError(
-            f"--port {port}: the emulated C boards are not available in this boardnet yet; "
-            "use --port sim (virtual MicroPython board) or a real board"
-        )
+        return _fresh_csim(port[4:], model, timeout)
     return Port(port, port)
 
 
@@ -86,3 +84,14 @@ def _fresh_sim(model, timeout: float) -> Port:
             port.close()
             raise
     return port
+
+
+def _fresh_csim(target: str, model, timeout: float) -> Port:
+    """An emulated board (QEMU) running the C firmware built with `model`, for one command."""
+    if model is None:
+        raise UsageError(f"--port sim-{target} builds the firmware with a model; this command has none")
+    from .csim import KINDS, CFirmwareBoard
+
+    board = CFirmwareBoard(model, target)
+    url = board.start(timeout=min(timeout, 10.0))
+    return Port(url, f"emulated {KINDS[target]}, C firmware (fresh, for this command)", owned=board)

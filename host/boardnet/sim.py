@@ -460,20 +460,36 @@ def _start_mp(timeout: float) -> dict:
     return record
 
 
-# Starters of persistent boards by kind; other kinds (QEMU boards) add theirs here.
-STARTERS: dict[str, Callable[[float], dict]] = {"mp": _start_mp}
+def _start_c(kind: str) -> Callable[..., dict]:
+    def start(timeout: float, model=None, **options) -> dict:
+        from .csim import start_persistent as start_c  # QEMU boards running the C firmware
+
+        return start_c(kind, model, timeout, **options)
+
+    return start
 
 
-def start_persistent(kind: str = "mp", *, timeout: float = READY_TIMEOUT) -> dict:
-    """Start a detached virtual board of this kind (or find the running one); its record."""
-    for record in list_persistent():
-        if record["kind"] == kind:
-            return record
+# Starters of persistent boards by kind: (timeout, **options) -> record. The QEMU boards
+# (m0, rv32) take the model to build their firmware with (options["model"]).
+STARTERS: dict[str, Callable[..., dict]] = {"mp": _start_mp, "m0": _start_c("m0"), "rv32": _start_c("rv32")}
+
+
+def start_persistent(kind: str = "mp", *, timeout: float = READY_TIMEOUT, **options) -> dict:
+    """Start a detached virtual board of this kind (or find the running one); its record.
+
+    `options` go to the kind's starter (the QEMU boards take ``model=``; they replace a
+    running board of their kind that serves another model)."""
+    if options.get("model") is None:
+        for record in list_persistent():
+            if record["kind"] == kind:
+                return record
     starter = STARTERS.get(kind)
     if starter is None:
         known = ", ".join(sorted(STARTERS))
         raise UsageError(f"no virtual board of kind {kind!r} (known: {known})")
-    return starter(timeout)
+    if kind == "mp":
+        return starter(timeout)
+    return starter(timeout, **options)
 
 
 def stop_persistent(kind: str | None = None) -> list[dict]:
