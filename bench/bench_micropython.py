@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import mpwasm  # noqa: E402
+
 from boardnet import export  # noqa: E402
 from boardnet.model import Model  # noqa: E402
 
@@ -134,6 +135,7 @@ def bench_model(sizes: list[int], n: int, repeats: int) -> list[dict]:
     module = export.micropython_module(model.name)
     x = np.random.default_rng(1).normal(0, 1, model.n_in).astype("<f4")
     rows = []
+    baseline = None  # the textbook time of the first run, so every ratio has one reference
     for shape in ("straight", "rows", "loop"):
         script = BENCH.format(
             module=module, textbook=TEXTBOOK, n_in=model.n_in, x_bytes=x.tobytes(), n=n,
@@ -150,6 +152,7 @@ def bench_model(sizes: list[int], n: int, repeats: int) -> list[dict]:
                 times[name] = min(times.get(name, 1e9), float(value))
             elif kind == "H":
                 heaps[name] = float(value)
+        baseline = baseline or times["textbook"]
         for name in times:
             if name == "generated":
                 label = f"generated ({shape})"
@@ -158,7 +161,7 @@ def bench_model(sizes: list[int], n: int, repeats: int) -> list[dict]:
             else:
                 label = name
             rows.append({"net": "-".join(map(str, sizes)), "impl": label, "us": times[name],
-                         "heap": heaps[name], "textbook": times["textbook"]})
+                         "heap": heaps[name], "textbook": baseline})
     return rows
 
 

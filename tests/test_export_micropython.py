@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from boardnet import export
 from boardnet.model import Model, Normalization
 
