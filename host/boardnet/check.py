@@ -45,6 +45,8 @@ class CheckReport:
     us_per_inference: float | None
     predictions_per_second: float
     worst: list[dict[str, Any]] = field(default_factory=list)
+    # emulated boards time in retired instructions (QEMU -icount), not microseconds
+    instructions_per_inference: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,6 +65,8 @@ class CheckReport:
             "  speed      "
             + (f"{self.us_per_inference:.1f} us per inference on the board, "
                if self.us_per_inference else "")
+            + (f"{self.instructions_per_inference:.0f} instructions per inference (emulated), "
+               if self.instructions_per_inference else "")
             + f"{self.predictions_per_second:.0f} predictions/s round trip",
         ]
         if not self.passed:
@@ -180,12 +184,15 @@ def check_arrays(model, port, data=None, n=1000, seed=0, baud=115200, *, precisi
         finally:
             if bar is not None:
                 bar.close()
-        per = None
+        per = instr = None
         if timing:
             t = link.time_per_inference()
             per = t.per if t.unit == "us" else None
+            instr = t.total / t.n if t.unit == "instr" else None
     host = model.predict32(X)  # (n, n_out)
-    return compare(model, info, port, X, host, board, seconds, per, source), host, board
+    report = compare(model, info, port, X, host, board, seconds, per, source)
+    report.instructions_per_inference = instr
+    return report, host, board
 
 
 def compare(model, info, port, X, host, board, seconds, per, source) -> CheckReport:
