@@ -485,12 +485,12 @@ def micropython_double_bound(model: Model, X: Any) -> np.ndarray:
             z = a @ W.T + b  # (batch, n_out)
         if layer.activation == "sigmoid":
             d = dz / 4 + 2 * numerics.MAX_ABS_ERROR
-            a = model_sigmoid(z)
+            a = _sigmoid64(z)
         else:
             d = dz
             a = z
     return d
 
 
-def model_sigmoid(z: np.ndarray) -> np.ndarray:
+def _sigmoid64(z: np.ndarray) -> np.ndarray:
     return 0.5 + 0.5 * np.tanh(0.5 * z)
