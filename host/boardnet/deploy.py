@@ -36,8 +36,8 @@ SERVE_MODULE = "boardnet_serve"
 PART = ".part"  # files are written as NAME.part, then renamed to NAME on the board
 MPREMOTE_TIMEOUT = 60.0
 # Heap the serve loop itself needs beside the model: its code objects, the 1-byte read
-# buffer, the line bytearray and a request's split tokens (measured ~5 KB on the virtual
-# board; rounded up).
+# buffer, the line bytearray and a request's split tokens. An allowance, not a measurement:
+# the virtual board's heap grows on demand, so it cannot measure a Pico's.
 SERVE_HEAP = 8192
 RENAMED = "BOARDNET-RENAMED"
 
@@ -359,8 +359,8 @@ def _preflight(model, facts, files, to_copy, mpy: bool, port: str, report: Deplo
         )
     heap = fit_report(model)["micropython_heap_estimate"] + SERVE_HEAP
     if not mpy:
-        # compiling a .py on the board holds its parse tree and code at once: about the
-        # source's size again (measured on the virtual board), for the largest file
+        # compiling a .py on the board holds its parse tree and code at once: allow the
+        # source's size again for the largest file (a rule of thumb, not measured)
         heap += max(p.stat().st_size for name, p in files.items() if name.endswith(".py"))
     report.heap_needed = heap
     if heap > facts.mem_free:
