@@ -11,7 +11,13 @@ $(BIN)/boardnet: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,plot]'
 	touch $@
 
-setup: $(BIN)/boardnet
+# the virtual MicroPython board (the official WebAssembly build), from the committed lock file
+SIM := host/boardnet/sim
+$(SIM)/node_modules/.package-lock.json: $(SIM)/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix $(SIM) --no-audit --no-fund; \
+	else echo "npm not found: the virtual MicroPython board needs Node.js 18+ and npm"; fi
+
+setup: $(BIN)/boardnet $(SIM)/node_modules/.package-lock.json
 
 demo: setup
 	$(BIN)/boardnet demo
