@@ -9,18 +9,17 @@ literals, `comment_text` for comments.
 
 from __future__ import annotations
 
-import functools
 import keyword
 import re
 import unicodedata
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 
 from . import __version__, numerics
 from .model import Model, write_atomic
+from .templating import environment, python_environment
 
 # C99 guarantees 63 significant characters in internal identifiers; the prefix leaves room
 # for the longest suffix boardnet adds ("_features", "_UNUSED").
@@ -43,17 +42,6 @@ C_KEYWORDS = frozenset(
 
 
 # ---- shared helpers (C and MicroPython) ---------------------------------------------------
-@functools.cache
-def environment() -> jinja2.Environment:
-    """The jinja2 environment for every boardnet template."""
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("boardnet", "templates"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-
-
 def ascii_fold(text: str) -> str:
     """`text` with accents stripped and every other non-ASCII character dropped."""
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
@@ -397,17 +385,10 @@ def micropython_context(model: Model, shape: str = "auto") -> dict[str, Any]:
     }
 
 
-@functools.cache
-def _python_environment() -> jinja2.Environment:
-    # the shared environment (loader, StrictUndefined), with block tags that take their own
-    # line away: Python's indentation is the syntax, so stray blank lines and spaces matter
-    return environment().overlay(trim_blocks=True, lstrip_blocks=True)
-
-
 def render_micropython(model: Model, shape: str = "auto") -> str:
     """The MicroPython module for `model` (docs/export-micropython.md). `shape` picks the
     code: "straight" (unrolled), "rows", "loop", or "auto" (see MP_STRAIGHT_MAX_PARAMS)."""
-    template = _python_environment().get_template("model.py.j2")
+    template = python_environment().get_template("model.py.j2")
     return template.render(**micropython_context(model, shape))
 
 

@@ -1,4 +1,4 @@
-"""The jinja2 environment every generated file comes from.
+"""The jinja2 environments every generated file comes from.
 
 Templates are real C and Python files under templates/; StrictUndefined makes a missing
 value an error instead of a silent blank.
@@ -13,15 +13,21 @@ import jinja2
 
 @cache
 def environment() -> jinja2.Environment:
+    """For C: block tags keep their lines, as the C templates are laid out."""
     return jinja2.Environment(
         loader=jinja2.PackageLoader("boardnet", "templates"),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
         autoescape=False,
     )
 
 
+@cache
+def python_environment() -> jinja2.Environment:
+    """For Python: block tags take their own line away, since indentation is the syntax."""
+    return environment().overlay(trim_blocks=True, lstrip_blocks=True)
+
+
 def render(template: str, **context) -> str:
-    return environment().get_template(template).render(**context)
+    """Render a Python template."""
+    return python_environment().get_template(template).render(**context)
