@@ -275,7 +275,15 @@ def _export(args: argparse.Namespace) -> int:
         raise UsageError("say where: --c DIR and/or --micropython DIR")
     written = export.export_all(model, c_dir=args.c, mp_dir=args.micropython,
                                 precision=args.precision, mpy=args.mpy)
-    _out(args, "\n".join(f"wrote {p}" for p in written), {"written": [str(p) for p in written]})
+    fit = export.fit_report(model)
+    for w in fit.get("warnings", []):
+        warnings.warn(w, stacklevel=1)
+    lines = [f"wrote {p}" for p in written] + [
+        f"fit: {fit['weight_bytes']} B of weights, ~{fit['code_bytes_estimate']} B of code, "
+        f"{fit['ram_bytes']} B of RAM for activations, ~{fit['micropython_heap_estimate']} B of "
+        "MicroPython heap"
+    ]
+    _out(args, "\n".join(lines), {"written": [str(p) for p in written], "fit": fit})
     return 0
 
 

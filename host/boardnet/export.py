@@ -475,3 +475,27 @@ def micropython_double_bound(model: Model, X: Any) -> np.ndarray:
 
 def _sigmoid64(z: np.ndarray) -> np.ndarray:
     return 0.5 + 0.5 * np.tanh(0.5 * z)
+
+
+def export_all(
+    model: Model,
+    c_dir: str | Path | None = None,
+    mp_dir: str | Path | None = None,
+    precision: str = "f32",
+    mpy: bool = False,
+) -> list[Path]:
+    """`boardnet export`: the C header into c_dir and the MicroPython module into mp_dir."""
+    from .errors import UsageError
+
+    if precision != "f32":
+        raise UsageError(f"--precision {precision}: this boardnet exports f32 models only")
+    written = []
+    if c_dir is not None:
+        written.append(export_c(model, c_dir))
+    if mp_dir is not None:
+        try:
+            module = export_micropython(model, mp_dir, mpy=mpy)
+            written += [module] + ([module.with_suffix(".mpy")] if mpy else [])
+        except MpyCrossMissing as e:
+            raise UsageError(f"{e}") from None
+    return written
