@@ -85,3 +85,14 @@ def test_bad_csv_exits_2_with_file_line_column(tmp_path):
     r = run("train", str(csv), "--target", "g", "-o", str(tmp_path / "m.json"))
     assert r.returncode == 2 and r.stderr.strip().endswith("d.csv:3:2: missing value in column 'b'")
     assert not (tmp_path / "m.json").exists()
+
+
+def test_export_writes_both_artefacts_and_the_fit(tmp_path, people_model):
+    r = run("export", str(people_model), "--c", str(tmp_path / "c"), "--micropython", str(tmp_path / "mp"), "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert sorted(p.rsplit("/", 1)[1] for p in out["written"]) == ["people.h", "people.py"]
+    assert out["fit"]["weight_bytes"] == 9 * 4
+    assert "people_predict" in (tmp_path / "c" / "people.h").read_text()
+    r = run("export", str(people_model))
+    assert r.returncode == 2 and "--c DIR and/or --micropython DIR" in r.stderr
