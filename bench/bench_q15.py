@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from m0count import SOFT_FLOAT, Elf, count_instructions  # noqa: E402
 
 from boardnet import quantize as Q  # noqa: E402
-from boardnet.export import export_c, render_c, render_micropython  # noqa: E402
+from boardnet.export import export_c, render_micropython  # noqa: E402
 from boardnet.model import Model  # noqa: E402
 
 CC = [

@@ -79,12 +79,14 @@ class QuantizationError(ModelError):
 
 # ---- the integer arithmetic -------------------------------------------------------------------
 def sigmoid_q15(acc: Any, shift: int) -> np.ndarray:
-    """Q15 sigmoid of acc * 2^-(shift + 12), elementwise on int64; the C and MicroPython code
-    run these operations in this order."""
+    """Q15 sigmoid (0 .. 32768) of acc * 2^-(shift + Z_FRAC), elementwise on int64; the C and
+    MicroPython code compute the same integers (the C keeps sigmoid - 16384)."""
     acc = np.asarray(acc, dtype=np.int64)
     T = np.array(SIGMOID_TABLE, dtype=np.int64)
-    a = np.abs(acc)  # |acc| < 2^30 by the overflow proof
-    t = a >> shift  # |z| in Q4.12, truncated
+    # |acc| - 1 for negative acc (one's complement): floor(z)'s interval [k, k+1) mirrors to
+    # (-k-1, -k], which starts at ~k; so t indexes the mirror image of acc's truncation interval
+    a = np.where(acc < 0, ~acc, acc)  # >= 0, < 2^30 by the overflow proof
+    t = a >> shift  # |z| with Z_FRAC fraction bits, truncated
     i = np.minimum(t >> TABLE_BITS, TABLE_N - 1)  # clipped only to index safely
     f = t & ((1 << TABLE_BITS) - 1)
     y = T[i] + (((T[i + 1] - T[i]) * f) >> TABLE_BITS)
@@ -526,8 +528,10 @@ def c_context(model: Any, q: QuantizedModel | None = None,
     hidden = [layer.n_out for layer in q.layers[:-1]]
     buffers = [max(hidden[0::2], default=0), max(hidden[1::2], default=0)]
     layers = []
+    unrolled = [layer.n_in * layer.n_out <= unroll_max_weights for layer in q.layers]
     for k, layer in enumerate(q.layers):
         last = k == len(q.layers) - 1
+        next_unrolled = not last and unrolled[k + 1]
         layers.append({
             "k": k + 1,
             "n_in": layer.n_in,
@@ -538,13 +542,13 @@ def c_context(model: Any, q: QuantizedModel | None = None,
             "W": [[str(int(v)) for v in row] for row in layer.W],
             "b": [str(int(v)) for v in c_biases(q, k)],
             "bound": c_bound(q, k),
-            "unrolled": layer.n_in * layer.n_out <= unroll_max_weights,
+            "unrolled": unrolled[k],
             "src": "xq" if k == 0 else f"h{(k - 1) % 2}",
             "dst": "yq" if last else f"h{k % 2}",
             # hidden activations are kept centred (sigmoid - 1/2), so they fit int16; the
             # output layer adds the 1/2 back
             "store": ("%s" if layer.activation != "sigmoid" else "16384 + %s") if last
-            else "(int16_t)%s",
+            else "(int16_t)%s" if not next_unrolled else "%s",
         })
     ctx.update({
         "prefix": prefix,
@@ -555,7 +559,10 @@ def c_context(model: Any, q: QuantizedModel | None = None,
         "outputs": [c_string(s) for s in model.outputs],
         "labels": [c_string(s) for s in model.labels],
         "layers": layers,
+        # int32 when every reader is unrolled (no sign extension), else int16 for the dot helper
         "buffers": [size for size in buffers if size],
+        "buffer_types": ["int16_t" if any(not unrolled[k + 1] for k in range(len(hidden)) if k % 2 == n)
+                         else "int32_t" for n in range(2)],
         "any_loop": any(not layer["unrolled"] for layer in layers),
     })
     return ctx
