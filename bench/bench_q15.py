@@ -197,7 +197,7 @@ def _render_mp_q15(model: Model) -> str:
     try:
         return render_micropython(model, precision="q15")  # type: ignore[call-arg]
     except TypeError:  # export.py without the precision argument
-        from boardnet.export import _python_environment
+        from boardnet.templating import python_environment as _python_environment
 
         return _python_environment().get_template("model_q15.py.j2").render(
             **Q.micropython_context(model))

@@ -262,7 +262,8 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model")
     p.add_argument("--c", metavar="DIR", help="write the C header into DIR")
     p.add_argument("--micropython", metavar="DIR", help="write the MicroPython module into DIR")
-    p.add_argument("--precision", default="f32", help="f32 (default)")
+    p.add_argument("--precision", default="f32",
+                   help="f32 (default) or q15 (integer-only: docs/integer-models.md)")
     p.add_argument("--mpy", action="store_true", help="also compile the module to .mpy (mpy-cross)")
     p.add_argument("--json", action="store_true")
 
@@ -283,7 +284,15 @@ def _export(args: argparse.Namespace) -> int:
         f"{fit['ram_bytes']} B of RAM for activations, ~{fit['micropython_heap_estimate']} B of "
         "MicroPython heap"
     ]
-    _out(args, "\n".join(lines), {"written": [str(p) for p in written], "fit": fit})
+    result = {"written": [str(p) for p in written], "fit": fit}
+    if args.precision != "f32":
+        from .quantize import accuracy_report, format_report
+
+        result["accuracy"] = report = accuracy_report(model)
+        for w in report["warnings"]:
+            warnings.warn(w, stacklevel=1)
+        lines += format_report(report)
+    _out(args, "\n".join(lines), result)
     return 0
 
 

@@ -174,16 +174,37 @@ def c_context(model: Model, unroll_max_weights: int = UNROLL_MAX_WEIGHTS) -> dic
     }
 
 
-def render_c(model: Model, unroll_max_weights: int = UNROLL_MAX_WEIGHTS) -> str:
-    """The C99 header for `model` (docs/export-c.md)."""
+def render_c(
+    model: Model, unroll_max_weights: int = UNROLL_MAX_WEIGHTS, precision: str = "f32"
+) -> str:
+    """The C99 header for `model` (docs/export-c.md); precision "q15" gives the integer-only
+    header (docs/integer-models.md)."""
+    if _integer(precision):
+        from . import quantize
+
+        q = quantize.quantize(model, precision)
+        return environment().get_template("model_q15.h.j2").render(**quantize.c_context(model, q))
     template = environment().get_template("model.h.j2")
     return template.render(**c_context(model, unroll_max_weights))
 
 
-def export_c(model: Model, out_dir: str | Path) -> Path:
+def export_c(model: Model, out_dir: str | Path, precision: str = "f32") -> Path:
     """Write `<prefix>.h` into `out_dir` atomically; the same model gives the same bytes."""
     path = Path(out_dir) / f"{c_prefix(model.name)}.h"
-    return write_atomic(path, render_c(model))
+    return write_atomic(path, render_c(model, precision=precision))
+
+
+def _integer(precision: str) -> bool:
+    """True for an integer precision (q15), False for f32; ModelError for anything else."""
+    from .quantize import PRECISIONS
+
+    if precision == "f32":
+        return False
+    if precision in PRECISIONS:
+        return True
+    from .errors import ModelError
+
+    raise ModelError(f"unknown precision {precision!r}: f32 or {', '.join(PRECISIONS)}")
 
 
 # ---- what fits where ------------------------------------------------------------------------
@@ -385,9 +406,16 @@ def micropython_context(model: Model, shape: str = "auto") -> dict[str, Any]:
     }
 
 
-def render_micropython(model: Model, shape: str = "auto") -> str:
+def render_micropython(model: Model, shape: str = "auto", precision: str = "f32") -> str:
     """The MicroPython module for `model` (docs/export-micropython.md). `shape` picks the
-    code: "straight" (unrolled), "rows", "loop", or "auto" (see MP_STRAIGHT_MAX_PARAMS)."""
+    code: "straight" (unrolled), "rows", "loop", or "auto" (see MP_STRAIGHT_MAX_PARAMS).
+    Precision "q15" gives the integer-only module (docs/integer-models.md)."""
+    if _integer(precision):
+        from . import quantize
+
+        q = quantize.quantize(model, precision)
+        return python_environment().get_template("model_q15.py.j2").render(
+            **quantize.micropython_context(model, q, shape))
     template = python_environment().get_template("model.py.j2")
     return template.render(**micropython_context(model, shape))
 
@@ -420,6 +448,7 @@ def export_micropython(
     mpy: bool = False,
     shape: str = "auto",
     mpy_args: tuple[str, ...] = (),
+    precision: str = "f32",
 ) -> Path:
     """Write `<module>.py` into `out_dir` atomically (same model, same bytes); with `mpy`
     also `<module>.mpy` compiled by mpy-cross, given `mpy_args` too (e.g. ("-march=armv6m",
@@ -428,7 +457,7 @@ def export_micropython(
 
     out_dir = Path(out_dir)
     path = write_atomic(out_dir / f"{micropython_module(model.name)}.py", render_micropython(
-        model, shape))
+        model, shape, precision))
     if mpy:
         command = mpy_cross_command()
         target = path.with_suffix(".mpy")
@@ -485,16 +514,18 @@ def export_all(
     mpy: bool = False,
 ) -> list[Path]:
     """`boardnet export`: the C header into c_dir and the MicroPython module into mp_dir."""
-    from .errors import UsageError
+    from .errors import ModelError, UsageError
 
-    if precision != "f32":
-        raise UsageError(f"--precision {precision}: this boardnet exports f32 models only")
+    try:
+        _integer(precision)
+    except ModelError as e:
+        raise UsageError(f"--precision: {e}") from None
     written = []
     if c_dir is not None:
-        written.append(export_c(model, c_dir))
+        written.append(export_c(model, c_dir, precision=precision))
     if mp_dir is not None:
         try:
-            module = export_micropython(model, mp_dir, mpy=mpy)
+            module = export_micropython(model, mp_dir, mpy=mpy, precision=precision)
             written += [module] + ([module.with_suffix(".mpy")] if mpy else [])
         except MpyCrossMissing as e:
             raise UsageError(f"{e}") from None

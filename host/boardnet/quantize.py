@@ -580,6 +580,8 @@ def micropython_context(model: Any, q: QuantizedModel | None = None,
     n_params = sum(layer.W.size + layer.b.size for layer in q.layers)
     if shape == "auto":
         shape = "straight" if n_params <= MP_STRAIGHT_MAX_PARAMS else "loop"
+    elif shape == "rows":
+        shape = "loop"  # the integer module has two shapes; its loop already walks rows
     input_vars = [f"x{j}" for j in range(model.n_in)]
     src = input_vars
     layers = []
@@ -611,3 +613,21 @@ def micropython_context(model: Any, q: QuantizedModel | None = None,
         "output_vars": src,
     })
     return ctx
+
+
+def format_report(report: dict[str, Any]) -> list[str]:
+    """accuracy_report as lines for `boardnet export --precision q15`."""
+    lines = [
+        f"q15 vs float model on {report['inputs']} inputs over the input range: max error "
+        f"{report['max_error']:.3g} {report['error_unit']}, mean {report['mean_error']:.2g}"
+        + (f", same class {report['class_agreement']:.2%}" if "class_agreement" in report else "")
+        + f" (integer sigmoid: |error| <= {report['sigmoid_max_error']:.2g})"
+    ]
+    lo_hi = ", ".join(f"[{lo:.6g}, {hi:.6g}]" for lo, hi in report["input_range"])
+    lines.append(f"inputs saturate outside {lo_hi}")
+    for layer in report["layers"]:
+        lines.append(
+            f"layer {layer['layer']}: weights * 2^-{layer['frac_bits']}, {layer['weight_bits']} bits "
+            f"(limited by {layer['limited_by']}), |acc| <= {layer['accumulator_bound']} < 2^30"
+        )
+    return lines
