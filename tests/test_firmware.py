@@ -364,3 +364,36 @@ def test_sim_start_m0_stays_up_until_stop(tmp_path, monkeypatch, model):
     finally:
         assert cli.main(["sim", "stop", "m0"]) == 0
     assert not [r for r in sim.list_persistent() if r["kind"] == "m0"]
+
+
+@pytest.mark.cross
+@pytest.mark.qemu
+def test_integer_q15_model_on_both_boards_is_exact():
+    """An integer header: precision=q15 in hello, decimal int16 in and int32 out (machine
+    form), raw decimals through the header's exact parser (human form)."""
+    from boardnet import quantize
+    from boardnet.demo import train_people
+
+    people = train_people()
+    q = quantize.quantize(people, "q15")
+    X = np.random.default_rng(0).integers(-32768, 32768, size=(300, 2))  # (n, 2)
+    raw = [("150.5", "65.25"), ("-1", "0"), ("0.000001", "99999.5")]
+
+    def run(target: str) -> tuple[P.BoardInfo, list[str], list[str]]:
+        b = Board.__new__(Board)
+        need_toolchain(target)
+        b.target, b.board = target, csim.CFirmwareBoard(people, target, precision="q15")
+        b.url = b.board.start()
+        b.link = Link(open_serial(b.url), b.url, timeout=20)
+        try:
+            info = P.parse_line(b.line(10)).info
+            machine = b.ask(b"".join(f"x {i} {a} {c}\n".encode() for i, (a, c) in enumerate(X)), len(X))
+            human = b.ask(b"".join(f"{a} {c}\n".encode() for a, c in raw), len(raw))
+            return info, machine, human
+        finally:
+            b.close()
+
+    for info, machine, human in both(run):
+        assert info.precision == "q15" and info.fingerprint == people.fingerprint("q15")
+        assert machine == [f"OK {i} {int(v)}" for i, v in enumerate(q.predict_int(X)[:, 0])]
+        assert human == [f"OK {int(q.predict_int(np.array([q.parse_row(list(r))]))[0, 0])}" for r in raw]

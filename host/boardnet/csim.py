@@ -44,14 +44,8 @@ def sources() -> list[Path]:
 
 
 def model_header(model, out_dir: Path, precision: str = "f32") -> Path:
-    """Export the model's C header (float32, or an integer header when `precision` is one)."""
-    if precision == "f32":
-        return export_c(model, out_dir)
-    try:
-        from .export import export_c_precision  # type: ignore[attr-defined]
-    except ImportError:
-        raise UsageError(f"this boardnet cannot export a {precision} C header yet") from None
-    return export_c_precision(model, out_dir, precision)
+    """Export the model's C header: float32, or integer-only for precision "q15"."""
+    return export_c(model, out_dir, precision)
 
 
 def defines(model, rx_buffer: int = RX_BUFFER) -> dict[str, object]:
