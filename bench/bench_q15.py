@@ -103,33 +103,40 @@ def soft_float_symbols(elf: Path) -> list[str]:
     return sorted(n for n in names if SOFT_FLOAT.match(n) or n.startswith("__aeabi_d"))
 
 
-def measure(elf: Path, model: Model, n: int, q15: bool) -> tuple[float, bool]:
+def measure(elf: Path, model: Model, n: int, q15: bool, spread: float) -> tuple[float, int, bool]:
+    """(mean, max) instructions over n random inputs and whether all outputs were exact.
+    q15 inputs are uniform int16 in +-spread * 32767 (spread 1: the whole declared range,
+    where many neurons saturate and take the short path; small: every sigmoid on its table);
+    float inputs are normal with sd 2 * spread."""
     e = Elf.load(elf)
     rng = np.random.default_rng(1)
     q = Q.quantize(model) if q15 else None
-    total, exact = 0, True
+    counts, exact = [], True
     for _ in range(n):
         if q15:
-            xq = rng.integers(-32767, 32768, size=model.n_in).astype(np.int16)
+            top = max(1, int(spread * 32767))
+            xq = rng.integers(-top, top + 1, size=model.n_in).astype(np.int16)
             c = count_instructions(e, "bench_predict", [xq.tobytes(), bytes(4 * model.n_out)])
             off = 8 * ((2 * model.n_in + 7) // 8)
             y = np.frombuffer(c.memory[off : off + 4 * model.n_out], np.int32)
             exact &= bool(np.array_equal(y, q.predict_int(xq.astype(np.int64))))
         else:
-            x = rng.normal(scale=2.0, size=model.n_in).astype(np.float32)
+            x = rng.normal(scale=2.0 * spread, size=model.n_in).astype(np.float32)
             c = count_instructions(e, "bench_predict", [x.tobytes(), bytes(4 * model.n_out)])
             off = 8 * ((4 * model.n_in + 7) // 8)
             y = np.frombuffer(c.memory[off : off + 4 * model.n_out], np.float32)
             exact &= bool(np.array_equal(y.view(np.uint32), model.predict32(x).view(np.uint32)))
-        total += c.instructions
-    return total / n, exact
+        counts.append(c.instructions)
+    return float(np.mean(counts)), int(max(counts)), exact
 
 
 def bench_m0(n_inputs: int, networks: list[list[int]]) -> list[dict]:
     print("Cortex-M0+ (ARMv6-M), arm-none-eabi-gcc -Os, newlib-nano; instructions counted in")
-    print(f"unicorn, mean over {n_inputs} random inputs; outputs checked against the host reference\n")
-    head = (f"{'network':<10} {'precision':<9} {'flash added':>12} {'instructions':>13} "
-            f"{'soft-float symbols':>19} {'output':>10}")
+    print(f"unicorn over {n_inputs} random inputs each; outputs checked against the host reference.")
+    print("'centre': inputs near the middle of the range (every sigmoid on its table, the long")
+    print("path); 'full': uniform over the whole range (many neurons saturate).\n")
+    head = (f"{'network':<10} {'precision':<9} {'flash added':>12} {'centre mean':>12} "
+            f"{'centre max':>11} {'full mean':>10} {'soft-float fns':>15} {'output':>10}")
     print(head)
     print("-" * len(head))
     rows = []
@@ -143,14 +150,71 @@ def bench_m0(n_inputs: int, networks: list[list[int]]) -> list[dict]:
                 sub.mkdir()
                 base = flash_of(build(sub, "empty", model, "empty" + kind))
                 elf = build(sub, kind, model, kind)
-                ins, ok = measure(elf, model, n_inputs, kind == "q15")
+                centre, top, ok1 = measure(elf, model, n_inputs, kind == "q15", 0.003)
+                full, _, ok2 = measure(elf, model, n_inputs, kind == "q15", 1.0)
                 soft = soft_float_symbols(elf)
                 row = {"network": net, "precision": kind, "flash": flash_of(elf) - base,
-                       "instructions": ins, "soft_float": len(soft), "exact": ok}
+                       "centre": centre, "max": top, "full": full, "soft_float": len(soft),
+                       "exact": ok1 and ok2}
                 rows.append(row)
-                print(f"{net:<10} {kind:<9} {row['flash']:>10} B {ins:>13,.0f} {len(soft):>19} "
-                      f"{'bit-exact' if ok else 'DIFFERS':>10}")
+                print(f"{net:<10} {kind:<9} {row['flash']:>10} B {centre:>12,.0f} {top:>11,} "
+                      f"{full:>10,.0f} {len(soft):>15} {'bit-exact' if row['exact'] else 'DIFFERS':>10}")
     return rows
+
+
+PARSE_MAIN = """
+#include <stdint.h>
+{include}
+volatile char g_s[16];
+volatile int16_t g_x;
+__attribute__((noinline)) int bench_parse(const char *s, int16_t *x)
+{{
+    {call}
+}}
+int main(void)
+{{
+    char s[16];
+    int16_t x = 0;
+    int i;
+    for (i = 0; i < 16; ++i) s[i] = g_s[i];
+    i = bench_parse(s, &x);
+    g_x = x;
+    return i;
+}}
+"""
+
+
+def bench_parser(texts: tuple[str, ...] = ("128", "128.5", "-63.25", "155.123456")) -> None:
+    """Flash and instructions of the integer decimal parser on a Cortex-M0+ (people model)."""
+    from boardnet.demo import train_people
+    from boardnet.export import c_prefix
+
+    model = train_people()
+    q = Q.quantize(model)
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        header = export_c(model, tmp, precision="q15")
+        p = c_prefix(model.name)
+        elfs = []
+        for name, include, call in (
+            ("empty", "", "*x = (int16_t)s[0]; return 0;"),
+            ("parse", f'#include "{header.name}"', f"return {p}_parse_input(0, s, strlen(s), x);"),
+        ):
+            src = tmp / f"{name}.c"
+            src.write_text("#include <string.h>\n" + PARSE_MAIN.format(include=include, call=call))
+            elf = tmp / f"{name}.elf"
+            subprocess.run([*CC, "-I", str(tmp), str(src), "-o", str(elf)], check=True)
+            elfs.append(elf)
+        flash = flash_of(elfs[1]) - flash_of(elfs[0])
+        e = Elf.load(elfs[1])
+        print(f"\ninput parser (people model, feature 0: 2^{q.in_exp[0]} steps), flash added {flash} B "
+              "(with strlen)")
+        for text in texts:
+            c = count_instructions(e, "bench_parse", [text.encode() + b"\0", bytes(8)])
+            got = int(np.frombuffer(c.memory[8 * ((len(text) + 8) // 8) :][:2], np.int16)[0])
+            ok = got == q.parse_input(0, text)
+            print(f"  {text!r:>14}: {c.instructions:>5,} instructions -> {got} "
+                  f"{'(= reference)' if ok else '(DIFFERS)'}")
 
 
 def bench_wasm(n: int, networks: list[list[int]]) -> None:
@@ -234,8 +298,9 @@ def main() -> None:
     if args.fit:
         fit_table()
         return
-    bench_m0(args.inputs, [[2, 2, 1], [8, 16, 1]])
+    bench_m0(args.inputs, [[2, 2, 1], [8, 16, 1], [30, 16, 8, 3]])
     print("\ntargets (q15): 2-2-1 <= 100 instructions and <= 256 B; 8-16-1 <= 2,000 instructions")
+    bench_parser()
     if args.wasm:
         bench_wasm(args.wasm, [[2, 2, 1], [8, 16, 1]])
 
