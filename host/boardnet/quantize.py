@@ -12,14 +12,15 @@ Formats
   normalisation and the quantisation step 2^-e_j are folded into layer 1 as in float models.
 - Layer l: int16 weights `Wq = round(W_eff * 2^F)`, int32 biases `bq = round(b_eff * 2^F)`,
   one power-of-two scale 2^-F per layer; `acc = bq[i] + sum_j Wq[i][j] * a[j]` exactly.
-- Sigmoid layers: `t = |acc| >> (F - 12)` is |z| in Q4.12 (truncated; the table is fitted to
-  the whole truncation interval, so no rounding step is needed), then a 33-entry table on
+- Sigmoid layers: `t = acc >> (F - 10)`, or `(-1 - acc) >> (F - 10)` for a negative acc (the
+  mirror image of its truncation interval), is |z| with 10 fraction bits, truncated (the table
+  is fitted to whole truncation intervals, so no rounding step is needed); a 33-entry table on
   [0, 8] with linear interpolation gives sigmoid(|z|) in Q15 (32768 = 1.0), and
-  sigmoid(-|z|) = 32768 - sigmoid(|z|). Only unsigned shifts: no arithmetic right shift of a
-  negative number anywhere, so C's implementation-defined behaviour never arises.
+  sigmoid(z < 0) = 32768 - that. Only shifts of non-negative values, so C's
+  implementation-defined right shift of negative numbers never arises.
 - Linear output layer: `y = acc`, with scale 2^-F (OUT_FRAC_BITS).
 
-Overflow: for every layer and output, `|bq| + sum_j |Wq| * X_MAX < 2^30` (X_MAX = 32768
+Overflow: for every layer and output, `|bq| + sum_j |Wq| * X_BOUND < 2^30` (X_BOUND = 32768
 bounds both the int16 inputs and the Q15 activations) is checked at quantisation; F is
 lowered until it holds, and a layer left with fewer than MIN_WEIGHT_BITS bits is refused.
 Every partial sum, in any order, is then inside int32 (C) and a MicroPython small int.
@@ -50,7 +51,7 @@ MIN_WEIGHT_BITS = 8  # refuse a layer whose largest weight keeps fewer bits than
 W_MAX = 32767  # int16 weights
 
 Z_FRAC = 10  # the sigmoid reads |z| with 10 fraction bits
-TABLE_BITS = Z_FRAC - 2  # interpolation fraction bits: table step 2^-2 in z
+TABLE_BITS = Z_FRAC - 2  # interpolation fraction bits (8: one uxtb on a M0+); table step 1/4
 TABLE_N = 32  # intervals on [0, 8); |z| >= 8 gives ONE
 # sigmoid(i / 4) * 32768 for i = 0..32, nudged (minimax, by bench/bench_q15.py --fit) so that
 # with truncated |z| and floor interpolation the worst error over each truncation interval is
@@ -139,7 +140,7 @@ class QLayer:
 
     @property
     def shift(self) -> int:
-        """Right shift from acc to |z| in Q4.12 (sigmoid layers)."""
+        """Right shift from acc to |z| with Z_FRAC fraction bits (sigmoid layers)."""
         return self.frac_bits - Z_FRAC
 
     @property
@@ -264,6 +265,11 @@ def default_input_range(model: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(model.normalization.shift, dtype=np.float64), half
 
 
+def floor_log2(x: float) -> int:
+    """floor(log2(x)) for x > 0, exactly (frexp reads the exponent; no libm rounding)."""
+    return math.frexp(x)[1] - 1
+
+
 def _fsum_dot(w: np.ndarray, v: np.ndarray, start: float) -> float:
     return math.fsum([start] + [float(x) for x in w * v])
 
@@ -273,7 +279,7 @@ def _choose_frac_bits(V: np.ndarray, b: np.ndarray, what: str) -> tuple[int, str
     top = float(np.abs(V).max())
     if top == 0 and not np.any(b):
         return 15 + Z_FRAC, "zero layer"
-    F = math.floor(math.log2(W_MAX / top)) if top else 40
+    F = floor_log2(W_MAX / top) if top else 40
     limited = "int16 weights"
     F = min(F, 40)
     while True:
@@ -316,7 +322,7 @@ def quantize(
     # leaves room for rounding c_j)
     in_exp, in_offset = [], []
     for j in range(n_in):
-        e = math.floor(math.log2((X_MAX - 1) / float(half[j]))) if half[j] > 0 else E_MAX
+        e = floor_log2((X_MAX - 1) / float(half[j])) if half[j] > 0 else E_MAX
         e = min(e, E_MAX)
         while e >= E_MIN and abs(float(center[j])) * 2.0**e >= OFFSET_LIMIT:
             e -= 1
