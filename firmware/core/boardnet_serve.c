@@ -298,12 +298,9 @@ static void predict_machine(const struct bn_server *s, const char *line, unsigne
             if (m->predict_q != NULL) {
                 int16_t v = 0;
                 int r = parse_i16(tok, len, &v);
-                if (r == -1) {
-                    err_id("value", id, id_len, "not a decimal integer");
-                    return;
-                }
-                if (r == -2) {
-                    err_id("range", id, id_len, "inputs are int16 (-32768..32767)");
+                if (r != 0) {
+                    /* out of int16 too: never saturated silently (docs/integer-models.md) */
+                    err_id("value", id, id_len, "not a decimal integer in -32768..32767");
                     return;
                 }
                 if (pass == 1u) {
