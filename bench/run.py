@@ -14,6 +14,6 @@ if __name__ == "__main__":
     failed = []
     for name in BENCHES:
         print(f"\n## {name}\n", flush=True)
-        if subprocess.run([sys.executable, str(HERE / name), *sys.argv[1:]]).returncode:
+        if subprocess.run([sys.executable, str(HERE / name)]).returncode:
             failed.append(name)
     sys.exit(f"failed: {', '.join(failed)}" if failed else 0)
