@@ -303,8 +303,7 @@ def predict_on_board(model, args: argparse.Namespace) -> int:
     Rows come from the arguments, --file (or - for stdin), piped stdin, or a person typing
     at the prompt. Inputs travel as float32 bits, so the board sees exactly the host's input.
     """
-    from .cli import _rows_from_args
-    from .data import parse_inputs, read_inputs
+    from .data import parse_inputs, read_inputs, rows_from_values, typed_rows
     from .link import open_link
     from .ports import resolve
 
@@ -335,7 +334,7 @@ def predict_on_board(model, args: argparse.Namespace) -> int:
                 print(f"{xs}  ->  {ys}" + (f"  board says {cls[0]}" if cls else ""), flush=True)
 
         if args.x:
-            show(_rows_from_args(args.x, model.n_in))
+            show(rows_from_values(args.x, model.n_in))
             return 0
         if args.file:
             show(read_inputs(args.file, model.features))
@@ -343,18 +342,8 @@ def predict_on_board(model, args: argparse.Namespace) -> int:
         if not sys.stdin.isatty():
             show(parse_inputs(sys.stdin.read(), model.features))
             return 0
-        print(f"{model.name} on {args.port} ({info.describe()}): type {model.n_in} values "
-              f"({', '.join(model.features)}); Ctrl-D ends")
-        while True:
-            print("> ", end="", flush=True)
-            line = sys.stdin.readline()
-            if not line:
-                return 0
-            if not line.strip():
-                continue
-            try:
-                X = _rows_from_args([line], model.n_in)
-            except UsageError as e:
-                print(f"boardnet: {e}", file=sys.stderr)
-                continue
+        banner = (f"{model.name} on {args.port} ({info.describe()}): type {model.n_in} values "
+                  f"({', '.join(model.features)}); Ctrl-D ends")
+        for X in typed_rows(model.n_in, banner):
             show(X)
+        return 0

@@ -176,22 +176,6 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
 
 
-def _rows_from_args(values: list[str], n_in: int) -> np.ndarray:
-    numbers = []
-    for v in values:
-        for part in v.replace(",", " ").split():
-            try:
-                numbers.append(float(part))
-            except ValueError:
-                raise UsageError(f"{part!r} is not a number") from None
-    if len(numbers) % n_in:
-        raise UsageError(f"the model takes {n_in} values per row; got {len(numbers)}")
-    X = np.array(numbers, dtype=np.float64).reshape(-1, n_in)
-    if not np.all(np.isfinite(X)):
-        raise UsageError("inputs must be finite numbers")
-    return X
-
-
 def _prediction_rows(model, X: np.ndarray) -> list[dict]:
     Y = model.predict32(X) if _has_numerics() else model.predict(X)
     classes = model.classify(Y)
@@ -221,12 +205,12 @@ def _predict(args: argparse.Namespace) -> int:
         from .check import predict_on_board
 
         return predict_on_board(model, args)
-    from .data import read_inputs
+    from .data import read_inputs, rows_from_values
 
     if args.x and args.file:
         raise UsageError("give values or --file, not both")
     if args.x:
-        X = _rows_from_args(args.x, model.n_in)
+        X = rows_from_values(args.x, model.n_in)
     elif args.file:
         X = read_inputs(args.file, model.features)
     else:
@@ -237,24 +221,13 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _interactive(model, args: argparse.Namespace) -> int:
-    tty = sys.stdin.isatty()
-    if tty:
-        print(f"{model.name}: type {model.n_in} values ({', '.join(model.features)}); Ctrl-D ends")
-    while True:
-        if tty:
-            print("> ", end="", flush=True)
-        line = sys.stdin.readline()
-        if not line:
-            return 0
-        if not line.strip():
-            continue
-        try:
-            X = _rows_from_args([line], model.n_in)
-        except UsageError as e:
-            print(f"boardnet: {e}", file=sys.stderr)
-            continue
+    from .data import typed_rows
+
+    banner = f"{model.name}: type {model.n_in} values ({', '.join(model.features)}); Ctrl-D ends"
+    for X in typed_rows(model.n_in, banner):
         for row in _prediction_rows(model, X):
             print(json.dumps(row) if args.json else _format_prediction(model, row), flush=True)
+    return 0
 
 
 # ---- export ----------------------------------------------------------------------------

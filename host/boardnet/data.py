@@ -244,6 +244,51 @@ def parse_inputs(text: str | None, features: tuple[str, ...], source: str = "-")
     return np.array(rows, dtype=np.float64)
 
 
+def rows_from_values(values: list[str], n_in: int) -> np.ndarray:
+    """Rows from numbers given on a command line or typed: "1 2", "1,2" or "1,2 3,4"."""
+    from .errors import UsageError
+
+    numbers = []
+    for v in values:
+        for part in v.replace(",", " ").split():
+            try:
+                numbers.append(float(part))
+            except ValueError:
+                raise UsageError(f"{part!r} is not a number") from None
+    if len(numbers) % n_in or not numbers:
+        raise UsageError(f"the model takes {n_in} values per row; got {len(numbers)}")
+    X = np.array(numbers, dtype=np.float64).reshape(-1, n_in)  # (rows, n_in)
+    if not np.all(np.isfinite(X)):
+        raise UsageError("inputs must be finite numbers")
+    return X
+
+
+def typed_rows(n_in: int, banner: str):
+    """Rows a person types at a prompt (or a pipe feeds), until end of input; a bad line is
+    reported on stderr and skipped, so one typo does not end the session."""
+    import sys
+
+    from .errors import UsageError
+
+    tty = sys.stdin.isatty()
+    if tty:
+        print(banner)
+    while True:
+        if tty:
+            print("> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            return
+        if not line.strip():
+            continue
+        try:
+            X = rows_from_values([line], n_in)
+        except UsageError as e:
+            print(f"boardnet: {e}", file=sys.stderr)
+            continue
+        yield X
+
+
 def stratified_split(
     classes: np.ndarray | None, n: int, fraction: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
