@@ -243,12 +243,17 @@ class Server:
             if len(toks) != 2 + self.n_in:
                 raise BadRequest("count expected %d values, got %d" % (self.n_in, len(toks) - 2))
             if self.integer:
+                # already-quantised int16 inputs; out of range is an error, never saturated,
+                # so the host's expectation stays exact (docs/integer-models.md)
                 x = self.x
                 for i in range(self.n_in):
                     try:
-                        x[i] = int(toks[2 + i])
+                        v = int(toks[2 + i])
                     except ValueError:
                         raise BadRequest("value not a decimal integer")
+                    if not -32768 <= v <= 32767:
+                        raise BadRequest("value integer input outside int16")
+                    x[i] = v
             else:
                 self._unhex(toks)
         except BadRequest as e:
@@ -294,7 +299,8 @@ class Server:
         for i in range(self.n_in):
             text = toks[i].decode()
             try:
-                v = int(text) if self.integer else float(text)
+                # integer models parse raw units with the model's own integer parser
+                v = self.model.parse(i, text) if self.integer else float(text)
             except ValueError:
                 self.err("value", "%s is not a number" % text[:16])
                 return

@@ -124,6 +124,11 @@ def verify_board(model, info: P.BoardInfo, port: str, precision: str = "f32") ->
     """Refuse a board that holds another model (or the same model in another shape)."""
     expected = model.fingerprint(precision)
     if info.fingerprint != expected:
+        if info.precision != precision and info.fingerprint == model.fingerprint(info.precision):
+            raise BoardError(
+                f"the board on {port} runs {model.name!r} in {info.precision}, not {precision}: "
+                f"add --precision {info.precision}"
+            )
         raise BoardError(
             f"the board on {port} holds model {info.model!r} with fingerprint {info.fingerprint}, "
             f"not {model.name!r} ({expected}): deploy it first (`boardnet deploy MODEL --port {port}`)"
@@ -172,14 +177,20 @@ def check_arrays(model, port, data=None, n=1000, seed=0, baud=115200, *, precisi
         source = f"random over the training range, seed {seed}"
     if not np.all(np.isfinite(X)):
         raise UsageError("inputs must be finite float32 numbers")
-    with resolve(port, model) as where, open_link(where.url, baud, timeout) as link:
+    q = Xq = None
+    if precision != "f32":
+        from .quantize import quantize
+
+        q = quantize(model, precision)
+        Xq = q.quantize_inputs(X)  # (n, n_in) int16: what the host sends an integer model
+    with resolve(port, model, precision=precision) as where, open_link(where.url, baud, timeout) as link:
         info = link.info
         assert info is not None
         verify_board(model, info, port, precision)
         bar, update = _progress(len(X), progress)
         try:
             t0 = time.perf_counter()
-            board = link.predict_many(X, progress=update)  # (n, n_out)
+            board = link.predict_many(X if Xq is None else Xq, progress=update)  # (n, n_out)
             seconds = time.perf_counter() - t0
         finally:
             if bar is not None:
@@ -189,19 +200,34 @@ def check_arrays(model, port, data=None, n=1000, seed=0, baud=115200, *, precisi
             t = link.time_per_inference()
             per = t.per if t.unit == "us" else None
             instr = t.total / t.n if t.unit == "instr" else None
-    host = model.predict32(X)  # (n, n_out)
-    report = compare(model, info, port, X, host, board, seconds, per, source)
+    if q is None:
+        host = model.predict32(X)  # (n, n_out)
+        report = compare(model, info, port, X, host, board, seconds, per, source)
+    else:
+        host_q = q.predict_int(Xq)  # (n, n_out) int: the integer reference, exactly
+        host, board_f = q.dequantize_outputs(host_q), q.dequantize_outputs(board)
+        report = compare(model, info, port, X, host, board_f, seconds, per, source,
+                         exact=(host_q, np.asarray(board)))
+        board = board_f
     report.instructions_per_inference = instr
     return report, host, board
 
 
-def compare(model, info, port, X, host, board, seconds, per, source) -> CheckReport:
+def compare(model, info, port, X, host, board, seconds, per, source, exact=None) -> CheckReport:
+    """The report. `exact` = (host, board) integer outputs of an integer model: any
+    difference fails, and "ulp" counts units of the last integer bit."""
     host = np.asarray(host, dtype=np.float32)
     board = np.asarray(board, dtype=np.float32)
     err = np.abs(board.astype(np.float64) - host.astype(np.float64))  # (n, n_out)
-    ulp = P.ulp_distance(board, host)
-    bound, tolerance = bounds(model, info, X)
-    bad = (ulp > 0) if info.float32_exact else ~(err <= bound)
+    if exact is not None:
+        ulp = np.abs(exact[0].astype(np.int64) - exact[1].astype(np.int64))
+        bound = np.zeros_like(err)
+        tolerance = f"exact: the {info.precision} integer outputs must be identical"
+        bad = ulp > 0
+    else:
+        ulp = P.ulp_distance(board, host)
+        bound, tolerance = bounds(model, info, X)
+        bad = (ulp > 0) if info.float32_exact else ~(err <= bound)
     bad |= np.isnan(board) != np.isnan(host)
     h = host.astype(np.float64).ravel()
     b = board.astype(np.float64).ravel()
@@ -287,6 +313,7 @@ def run_check(args: argparse.Namespace) -> int:
     report, host, board = check_arrays(
         model, args.port, data=args.data, n=args.n, seed=args.seed, baud=args.baud,
         progress=sys.stderr.isatty() and not args.json, timeout=args.timeout,
+        precision=args.precision,
     )
     if args.plot:
         plot_parity(report, host, board, args.plot)
@@ -309,17 +336,28 @@ def predict_on_board(model, args: argparse.Namespace) -> int:
 
     if args.x and args.file:
         raise UsageError("give values or --file, not both")
-    with resolve(args.port, model) as where, open_link(where.url, args.baud) as link:
+    precision = getattr(args, "precision", "f32")
+    with resolve(args.port, model, precision=precision) as where, open_link(where.url, args.baud) as link:
         info = link.info
         assert info is not None
-        verify_board(model, info, args.port)
+        verify_board(model, info, args.port, info.precision)  # the board says which form it runs
+        q = None
+        if info.precision != "f32":
+            from .quantize import quantize
+
+            q = quantize(model, info.precision)
 
         def show(X: np.ndarray) -> None:
             X = X.astype(np.float32)
-            board = link.predict_many(X)
-            host = model.predict32(X)
-            for x, hy, by in zip(X, host, board):
-                ulp = P.ulp_distance(by, hy)
+            if q is None:
+                board = link.predict_many(X)
+                host = model.predict32(X)
+            else:  # integers both ways; shown as probabilities, compared as integers
+                Xq = q.quantize_inputs(X)
+                board_q, host_q = link.predict_many(Xq), q.predict_int(Xq)
+                board, host = q.dequantize_outputs(board_q), q.dequantize_outputs(host_q)
+            for i, (x, hy, by) in enumerate(zip(X, host, board)):
+                ulp = P.ulp_distance(by, hy) if q is None else np.abs(board_q[i] - host_q[i])
                 row = {"x": x.tolist(), "host": hy.tolist(), "board": by.tolist(), "ulp": ulp.tolist()}
                 if args.json:
                     print(json.dumps(row), flush=True)

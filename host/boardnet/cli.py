@@ -172,6 +172,8 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("x", nargs="*", help="raw feature values (one row, or rows as a,b c,d)")
     p.add_argument("--file", help="CSV of rows to predict (header names the features), or - for stdin")
     p.add_argument("--port", help="also ask a board on this port (pyserial URL, device, sim, auto)")
+    p.add_argument("--precision", choices=["f32", "q15"], default="f32",
+                   help="with --port sim, sim-m0, sim-rv32: deploy this form of the model")
     p.add_argument("--baud", type=int, default=115200)
     p.add_argument("--json", action="store_true")
 
@@ -279,6 +281,8 @@ def _check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     p.add_argument("--baud", type=int, default=115200)
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a reply (default 5)")
+    p.add_argument("--precision", choices=["f32", "q15"], default="f32",
+                   help="the model's form on the board: f32 (0 ulp) or q15 (identical integers)")
     p.add_argument("--plot", metavar="PNG",
                    help="board vs host scatter and error histogram (needs matplotlib)")
     p.add_argument("--json", action="store_true")
@@ -296,6 +300,8 @@ def _sim_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("kind", nargs="?", default=None, choices=["mp", "m0", "rv32"],
                    help="mp: MicroPython (WebAssembly); m0, rv32: the C firmware under QEMU")
     p.add_argument("--model", help="m0, rv32: the model (JSON) the firmware is built with")
+    p.add_argument("--precision", choices=["f32", "q15"], default="f32",
+                   help="m0, rv32: build the firmware with the f32 or the q15 header")
     p.add_argument("--json", action="store_true")
 
 
@@ -309,7 +315,7 @@ def _sim(args: argparse.Namespace) -> int:
         else:
             if not args.model:
                 raise UsageError(f"`sim start {kind}` needs the model: --model M.json")
-            record = sim.start_persistent(kind, model=_load(args.model))
+            record = sim.start_persistent(kind, model=_load(args.model), precision=args.precision)
         _out(args, f"virtual board ({record['kind']}) on {record['port']}", record)
     elif args.action == "stop":
         stopped = sim.stop_persistent(args.kind)
@@ -345,7 +351,8 @@ def _deploy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", required=True,
                    help="device (/dev/ttyACM0, COM3), pyserial URL, auto, sim, sim-m0, sim-rv32")
     p.add_argument("--runtime", choices=["micropython", "c"], default="micropython")
-    p.add_argument("--precision", default="f32", help="f32 (default)")
+    p.add_argument("--precision", choices=["f32", "q15"], default="f32",
+                   help="f32 (default) or q15 (integer-only)")
     p.add_argument("--mpy", action="store_true",
                    help="copy .mpy files from mpy-cross (checked against the board's .mpy version)")
     p.add_argument("--autostart", action="store_true", help="install main.py: the loop starts at boot")
@@ -364,18 +371,25 @@ def _deploy(args: argparse.Namespace) -> int:
     from .ports import resolve
 
     model = _load(args.model)
-    if args.precision != "f32":
-        raise UsageError(f"--precision {args.precision}: deploy puts f32 models on boards")
     if args.runtime == "c" or args.port in ("sim-m0", "sim-rv32"):
-        info = deploy_c(model, args.port, board=args.board, drive=args.drive, baud=args.baud)
-        _out(args, f"flashed {model.name} (fingerprint {info.fingerprint}) to {args.port}: "
-             f"{info.runtime} on {info.platform}", {"port": args.port, "fingerprint": info.fingerprint,
-                                                    "runtime": info.runtime, "platform": info.platform})
+        info = deploy_c(model, args.port, board=args.board, drive=args.drive, baud=args.baud,
+                        precision=args.precision)
+        where = args.port
+        if args.port in ("sim-m0", "sim-rv32"):
+            from .sim import list_persistent
+
+            where = next(r["port"] for r in list_persistent() if r["kind"] == args.port[4:])
+        _out(args, f"flashed {model.name} (fingerprint {info.fingerprint}) to {where}: "
+             f"{info.runtime} on {info.platform}"
+             + (f"; it stays up (`boardnet sim stop {args.port[4:]}`)" if where != args.port else ""),
+             {"port": where, "fingerprint": info.fingerprint, "runtime": info.runtime,
+              "platform": info.platform})
         return 0
     with resolve(args.port) as where:
         report = DeployReport(where.url, None, None)
         deploy_micropython(model, where.url, baud=args.baud, autostart=args.autostart, mpy=args.mpy,
-                           force=args.force, timeout=args.timeout, report=report)
+                           force=args.force, timeout=args.timeout, report=report,
+                           precision=args.precision)
         info, facts = report.info, report.facts
         lines = [
             f"deployed {model.name} (fingerprint {info.fingerprint}) to {where.description or where.url}",

@@ -233,8 +233,10 @@ def deploy_micropython(
     force: bool = False,
     timeout: float = MPREMOTE_TIMEOUT,
     report: DeployReport | None = None,
+    precision: str = "f32",
 ) -> BoardInfo | None:
     """Export `model`, copy it and the serve loop with mpremote, start the loop, handshake.
+    `precision` "q15" deploys the integer-only module (docs/integer-models.md).
 
     `autostart` also installs main.py (the loop then starts at every boot); a main.py of the
     user's is kept unless `force` (then it is renamed to main.py.bak, or a timestamped name).
@@ -269,7 +271,7 @@ def deploy_micropython(
     with tempfile.TemporaryDirectory(prefix="boardnet-deploy-") as tmp:
         tmp_dir = Path(tmp)
         module = tmp_dir / f"{MODEL_MODULE}.py"
-        text = export.render_micropython(model) if module_text is None else module_text
+        text = export.render_micropython(model, precision=precision) if module_text is None else module_text
         module.write_text(text)
         serve = tmp_dir / f"{SERVE_MODULE}.py"
         shutil.copyfile(runtime / f"{SERVE_MODULE}.py", serve)
@@ -334,7 +336,7 @@ def deploy_micropython(
     with open_link(port, baud) as link:
         info = link.hello()
     report.info = info
-    expected = model.fingerprint("f32")
+    expected = model.fingerprint(precision)
     if module_text is None and info.fingerprint != expected:
         raise BoardError(
             f"after deploying, the board on {port} reports fingerprint {info.fingerprint}, "
@@ -447,45 +449,48 @@ def deploy_c(
     baud: int = 115200,
     build_dir: str | Path | None = None,
     timeout: float = 30.0,
+    precision: str = "f32",
 ) -> BoardInfo:
     """Build the reference firmware with the model's C header and flash it; the hello after.
 
-    `sim-m0` / `sim-rv32` ports run the firmware under QEMU through `boardnet.ports`.
+    `sim-m0` / `sim-rv32`: the firmware is built and started on an emulated board under QEMU
+    that stays up (as `boardnet sim start m0|rv32` does); `sim list` shows its port.
     """
     from .link import open_link
 
     if port in ("sim-m0", "sim-rv32"):
-        from .ports import resolve
+        from .sim import start_persistent
 
-        with resolve(port, model) as where, open_link(where.url, baud) as link:
+        record = start_persistent(port[4:], model=model, precision=precision)
+        with open_link(record["port"], baud) as link:
             info = link.hello()
-        _prove(model, info, port)
+        _prove(model, info, record["port"], precision)
         return info
     family = _board_family(port, board)
     build = Path(build_dir) if build_dir else Path(tempfile.mkdtemp(prefix="boardnet-fw-"))
     if family == "rp2":
-        uf2 = build_pico(model, build, board=board)
+        uf2 = build_pico(model, build, board=board, precision=precision)
         from .flash import flash_uf2
 
         flash_uf2(uf2, port=port, drive=drive)
         new_port = _wait_for_port(port, timeout)
     else:
-        images = build_esp32(model, build, board=board)
+        images = build_esp32(model, build, board=board, precision=precision)
         from .flash import esptool_write
 
         esptool_write(port, images, chip=_esp_chip(board))
         new_port = port
     with open_link(new_port, baud, timeout=timeout) as link:
         info = link.hello()
-    _prove(model, info, new_port)
+    _prove(model, info, new_port, precision)
     return info
 
 
-def _prove(model, info: BoardInfo, port: str) -> None:
-    if info.fingerprint != model.fingerprint("f32"):
+def _prove(model, info: BoardInfo, port: str, precision: str = "f32") -> None:
+    if info.fingerprint != model.fingerprint(precision):
         raise BoardError(
             f"after flashing, the board on {port} reports fingerprint {info.fingerprint}, "
-            f"not {model.fingerprint('f32')}: the firmware did not take"
+            f"not {model.fingerprint(precision)}: the firmware did not take"
         )
 
 
@@ -500,13 +505,13 @@ def _run(argv: list[str], what: str, cwd: Path | None = None) -> None:
         raise BoardError(f"{what} failed: {last} (command: {' '.join(argv)})")
 
 
-def build_pico(model, build: Path, *, board: str | None = None) -> Path:
+def build_pico(model, build: Path, *, board: str | None = None, precision: str = "f32") -> Path:
     """cmake + build firmware/pico with the model's header; the UF2."""
     from .export import export_c
     from .resources import firmware_dir
 
     project = firmware_dir() / "pico"
-    header = export_c(model, build / "model")
+    header = export_c(model, build / "model", precision)
     sdk = os.environ.get("PICO_SDK_PATH")
     steps = (f"cmake -S {project} -B {build} -DPICO_SDK_PATH=$PICO_SDK_PATH -DBOARDNET_MODEL={header}"
              + (" -DPICO_BOARD=pico2" if board == "pico2" else "")
@@ -531,13 +536,13 @@ def build_pico(model, build: Path, *, board: str | None = None) -> Path:
 
 
 
-def build_esp32(model, build: Path, *, board: str | None = None) -> Path:
+def build_esp32(model, build: Path, *, board: str | None = None, precision: str = "f32") -> Path:
     """idf.py build firmware/esp32 with the model's header; the build folder (flash_args)."""
     from .export import export_c
     from .resources import firmware_dir
 
     project = firmware_dir() / "esp32"
-    header = export_c(model, build / "model")
+    header = export_c(model, build / "model", precision)
     if not (project / "CMakeLists.txt").is_file():
         raise UsageError(f"the ESP32 firmware project ({project}) is not in this boardnet yet; "
                          f"the header is at {header}. When it is: idf.py -C {project} -B {build} "

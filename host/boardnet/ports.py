@@ -53,7 +53,7 @@ def candidates() -> list[tuple[str, str]]:
             for e in list_boards() if e.port and e.family is not None and e.runtime != "bootsel"]
 
 
-def resolve(port: str, model=None, *, timeout: float = 20.0) -> Port:
+def resolve(port: str, model=None, *, timeout: float = 20.0, precision: str = "f32") -> Port:
     """A Port for `port`. `sim` needs `model` (it is deployed to the fresh virtual board)."""
     if not port:
         raise UsageError("give a port: --port /dev/ttyACM0, COM3, socket://host:port, auto or sim")
@@ -63,13 +63,13 @@ def resolve(port: str, model=None, *, timeout: float = 20.0) -> Port:
         one = pick_one(list_boards())  # refuses none or several, with the list
         return Port(one.port, one.description + (f" [{one.usb}]" if one.usb else ""))
     if port == "sim":
-        return _fresh_sim(model, timeout)
+        return _fresh_sim(model, timeout, precision)
     if port in ("sim-m0", "sim-rv32"):
-        return _fresh_csim(port[4:], model, timeout)
+        return _fresh_csim(port[4:], model, timeout, precision)
     return Port(port, port)
 
 
-def _fresh_sim(model, timeout: float) -> Port:
+def _fresh_sim(model, timeout: float, precision: str = "f32") -> Port:
     from .sim import MicroPythonSim
 
     board = MicroPythonSim(timeout=timeout)
@@ -79,19 +79,19 @@ def _fresh_sim(model, timeout: float) -> Port:
         try:
             from .deploy import deploy_micropython
 
-            deploy_micropython(model, url)
+            deploy_micropython(model, url, precision=precision)
         except BaseException:
             port.close()
             raise
     return port
 
 
-def _fresh_csim(target: str, model, timeout: float) -> Port:
+def _fresh_csim(target: str, model, timeout: float, precision: str = "f32") -> Port:
     """An emulated board (QEMU) running the C firmware built with `model`, for one command."""
     if model is None:
         raise UsageError(f"--port sim-{target} builds the firmware with a model; this command has none")
     from .csim import KINDS, CFirmwareBoard
 
-    board = CFirmwareBoard(model, target)
+    board = CFirmwareBoard(model, target, precision)
     url = board.start(timeout=min(timeout, 10.0))
     return Port(url, f"emulated {KINDS[target]}, C firmware (fresh, for this command)", owned=board)
