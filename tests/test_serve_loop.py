@@ -152,3 +152,19 @@ def test_through_pipes_in_a_process(served):
     lines = proc.stdout.decode().split("\r\n")[:-1]
     assert [s.split()[0] + " " + s.split()[1] for s in lines] == [
         "READY proto=1", "ERR bytes", "ERR bytes", "ERR long", "OK 1", "OK hello"]
+
+
+def test_q15_machine_inputs_are_int16_and_human_inputs_use_the_models_parser(model, tmp_path):
+    from boardnet.quantize import quantize
+
+    path = export.export_micropython(model, tmp_path, precision="q15")
+    served = (load(SERVE, "boardnet_serve_q15"), load(path, "boardnet_model_q15"), path)
+    q = quantize(model, "q15")
+    xq = q.parse_row(["1.5", "-2.25"])
+    lines = run(served, b"x 1 %d %d\nx 2 40000 0\n1.5 -2.25\n1.5e3 0\n" % tuple(xq))
+    assert lines[0].startswith("READY ") and "precision=q15" in lines[0]
+    expected = q.predict_int(np.array([xq]))[0]
+    assert lines[1] == "OK 1 " + " ".join(str(int(v)) for v in expected)
+    assert lines[2].startswith("ERR value id 2: integer input outside int16")
+    assert lines[3] == "OK " + " ".join(str(int(v)) for v in expected)
+    assert lines[4].startswith("ERR value")
