@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from m0count import Elf, count_instructions  # noqa: E402
+
 from boardnet.export import export_c  # noqa: E402
 from boardnet.model import Model  # noqa: E402
 from boardnet.numerics import LIMIT_BITS, sigmoid32  # noqa: E402
-from m0count import Elf, count_instructions  # noqa: E402
 
 CC = [
     "arm-none-eabi-gcc", "-mcpu=cortex-m0plus", "-mthumb", "-Os", "-std=c99",

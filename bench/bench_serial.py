@@ -13,6 +13,7 @@ import argparse
 import time
 
 import numpy as np
+
 from boardnet.deploy import deploy_micropython
 from boardnet.link import open_link
 from boardnet.model import Model

@@ -10,12 +10,13 @@ import tty
 
 import numpy as np
 import pytest
+from conftest import need, need_exe
+
 from boardnet import protocol as P
 from boardnet.cli import main
 from boardnet.errors import BoardError
 from boardnet.link import open_link
 from boardnet.model import Model
-from conftest import need, need_exe
 
 FP = "0123456789abcdef"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from boardnet.data import read_csv, read_inputs
 from boardnet.errors import DataError
 

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 import serial
+from conftest import need
+
 from boardnet import firmware
 from boardnet.emulator import Emulator
 from boardnet.errors import BoardError
 from boardnet.resources import firmware_dir
-from conftest import need
 
 TARGETS = ["m0", "rv32"]
 PLATFORM = {"m0": "qemu-m0", "rv32": "qemu-rv32"}

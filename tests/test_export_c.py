@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import need, need_exe
+
 from boardnet.export import (
     MAX_PREFIX,
     c_float,
@@ -22,7 +24,6 @@ from boardnet.export import (
     render_c,
 )
 from boardnet.model import Model, Normalization
-from conftest import need, need_exe
 
 GOLDEN = Path(__file__).parent / "golden"
 STRICT = [

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from boardnet.errors import ModelError
 from boardnet.model import Model, Normalization
 

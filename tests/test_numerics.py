@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+
 from boardnet.model import Model, sigmoid
 from boardnet.numerics import MAX_ABS_ERROR, forward32, sigmoid32
 

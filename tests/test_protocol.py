@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from boardnet import protocol as P
 from boardnet.errors import BoardError
 

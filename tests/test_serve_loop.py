@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from boardnet import export
 from boardnet import protocol as P
 from boardnet.model import Model

@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import need
+
 from boardnet import sim
 from boardnet.errors import BoardError, UsageError
-from conftest import need
 
 SERVE_LOOP = """\
 import sys

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+
 from boardnet.data import Dataset
 from boardnet.model import sigmoid
 from boardnet.train import Diverged, TrainConfig, gradients, loss_value, train
