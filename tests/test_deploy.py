@@ -17,6 +17,7 @@ from test_boards import PtyPeer, c_firmware
 
 from boardnet import deploy as D
 from boardnet.cli import main
+from boardnet.demo import train_people
 from boardnet.errors import BoardError, UsageError
 from boardnet.model import Model
 
@@ -257,3 +258,30 @@ def test_runtime_c_without_sdk_says_the_steps(tmp_path, capsys, monkeypatch):
     assert err.count("\n") == 1 and ("IDF_PATH" in err or "esp32" in err)
     assert main(["deploy", path, "--port", "/dev/ttyUSB0", "--runtime", "c"]) == 2
     assert "--board" in capsys.readouterr().err
+
+
+@pytest.mark.cross
+@pytest.mark.qemu
+@pytest.mark.parametrize("precision", ["f32", "q15"])
+def test_deploy_runtime_c_to_sim_m0_then_check_passes(tmp_path, monkeypatch, capsys, precision):
+    """The emulated Pico is a deploy target: the firmware is built with the model, started, and
+    stays up for the next command."""
+    from boardnet import sim
+    from boardnet.firmware import toolchain_missing
+
+    missing = toolchain_missing("m0")
+    need(missing is None, missing or "")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    path = train_people(1).save(tmp_path / "people.json")
+    try:
+        assert main(["deploy", str(path), "--port", "sim-m0", "--runtime", "c", "--precision", precision,
+                     "--json"]) == 0
+        deployed = json.loads(capsys.readouterr().out)
+        (record,) = [r for r in sim.list_persistent() if r["kind"] == "m0"]
+        assert deployed["port"] == record["port"] and deployed["runtime"] == "c"
+        assert main(["check", str(path), "--port", record["port"], "--precision", precision, "--n", "300",
+                     "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["passed"] and report["max_ulp"] == 0
+    finally:
+        main(["sim", "stop", "m0"])
