@@ -32,6 +32,7 @@ def models() -> list[Model]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=3, help="best of this many interleaved runs")
     args = ap.parse_args()
     rows = []
     with MicroPythonSim() as board:
@@ -40,13 +41,14 @@ def main() -> None:
             X = np.random.default_rng(0).uniform(-3, 3, size=(args.n, model.n_in)).astype(np.float32)
             with open_link(board.port) as link:
                 per = link.time_per_inference().per
-                rates = {}
-                for name, window in (("one", 1), ("piped", None)):
-                    before = link.bytes_sent + link.bytes_received
-                    t = time.perf_counter()
-                    link.predict_many(X, window=window)
-                    rates[name] = args.n / (time.perf_counter() - t)
-                    wire = (link.bytes_sent + link.bytes_received - before) / args.n
+                rates = {"one": 0.0, "piped": 0.0}
+                for _ in range(args.repeat):  # interleaved, best of: load hits both alike
+                    for name, window in (("one", 1), ("piped", None)):
+                        before = link.bytes_sent + link.bytes_received
+                        t = time.perf_counter()
+                        link.predict_many(X, window=window)
+                        rates[name] = max(rates[name], args.n / (time.perf_counter() - t))
+                        wire = (link.bytes_sent + link.bytes_received - before) / args.n
                 minimum = (2 + 2 + 9 * model.n_in) + (3 + 1 + 9 * model.n_out + 1)
                 payload = 4 * (model.n_in + model.n_out)
                 rows.append((model, link.window, per, rates, wire, minimum, payload))
