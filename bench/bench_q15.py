@@ -25,6 +25,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
+from bench_export_c import random_model  # noqa: E402
 from m0count import SOFT_FLOAT, Elf, count_instructions  # noqa: E402
 
 from boardnet import quantize as Q  # noqa: E402
@@ -57,13 +58,6 @@ int main(void)
     return 0;
 }}
 """
-
-
-def random_model(sizes: list[int], seed: int = 0) -> Model:
-    rng = np.random.default_rng(seed)
-    Ws = [rng.normal(scale=1.5, size=(o, i)) for i, o in zip(sizes[:-1], sizes[1:])]
-    bs = [rng.normal(size=o) for o in sizes[1:]]
-    return Model.from_arrays(Ws, bs, name="net")
 
 
 def build(tmp: Path, name: str, model: Model, kind: str, **render: object) -> Path:

@@ -273,9 +273,7 @@ def compare(model, info, port, X, host, board, seconds, per, source, exact=None)
 
 def plot_parity(report: CheckReport, host: np.ndarray, board: np.ndarray, path: str):
     """Board against host (parity scatter) and the error histogram, as a PNG."""
-    from pathlib import Path
-
-    from .plot import _pyplot
+    from .plot import _pyplot, save_png
 
     plt = _pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.8), dpi=100)
@@ -291,13 +289,7 @@ def plot_parity(report: CheckReport, host: np.ndarray, board: np.ndarray, path: 
     ax2.set_xlabel("board - host")
     ax2.set_ylabel("outputs")
     ax2.set_title(f"max |error| {report.max_abs_error:.2g}, {report.max_ulp} ulp")
-    fig.tight_layout()
-    out = Path(path)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return save_png(fig, path)
 
 
 # ---- the CLI commands -------------------------------------------------------------------

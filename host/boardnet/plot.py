@@ -31,6 +31,12 @@ def plot_loss(model, path: str | Path) -> Path:
     ax.set_yscale("log")
     ax.set_title(f"{model.name} {'-'.join(map(str, model.sizes))}")
     ax.legend()
+    return save_png(fig, path)
+
+
+def save_png(fig, path: str | Path) -> Path:
+    """Save a figure atomically (a temporary file renamed over `path`) and close it."""
+    plt = _pyplot()
     fig.tight_layout()
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp.png")
