@@ -226,8 +226,10 @@ def fit_report(model: Model) -> dict[str, Any]:
         "weight_bytes": 4 * n_params,
         "code_bytes_estimate": code,
         "ram_bytes": 4 * activation_floats,  # on the stack during predict
-        # weights in array('f') buffers, two activation buffers, the module's code objects
-        "micropython_heap_estimate": 4 * n_params + 4 * (activation_floats + sizes[-1]) + 2048,
+        # heap the imported module keeps, measured on the WebAssembly build
+        # (docs/export-micropython.md): 50-65 B per parameter in the straight-line shape
+        # (boxed constants and bytecode), 30-35 B in the row shapes, plus the code objects
+        "micropython_heap_estimate": (64 if n_params <= MP_STRAIGHT_MAX_PARAMS else 36) * n_params + 2048,
         "warnings": precision_warnings(model),
     }
     return report
