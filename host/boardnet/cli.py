@@ -251,7 +251,7 @@ def _export(args: argparse.Namespace) -> int:
         raise UsageError("say where: --c DIR and/or --micropython DIR")
     written = export.export_all(model, c_dir=args.c, mp_dir=args.micropython,
                                 precision=args.precision, mpy=args.mpy)
-    fit = export.fit_report(model)
+    fit = export.fit_report(model, args.precision)
     for w in fit.get("warnings", []):
         warnings.warn(w, stacklevel=1)
     lines = [f"wrote {p}" for p in written] + [

@@ -208,14 +208,16 @@ def _integer(precision: str) -> bool:
 
 
 # ---- what fits where ------------------------------------------------------------------------
-def fit_report(model: Model) -> dict[str, Any]:
+def fit_report(model: Model, precision: str = "f32") -> dict[str, Any]:
     """Sizes on a board, and warnings where float32 loses what float64 training had.
+    For q15, weights are int16 and biases int32 (docs/integer-models.md).
 
     Code size is an estimate from Cortex-M0+ -Os builds (bench/bench_export_c.py): the
     sigmoid and per-layer code, not the soft-float library a program needs anyway.
     """
     sizes = model.sizes
     n_params = sum(layer.n_in * layer.n_out + layer.n_out for layer in model.layers)
+    n_biases = sum(layer.n_out for layer in model.layers)
     hidden = sizes[1:-1]
     activation_floats = max(hidden[0::2], default=0) + max(hidden[1::2], default=0)
     # the sigmoid with its table and the predict frame, then ~40 B per layer loop
@@ -223,7 +225,8 @@ def fit_report(model: Model) -> dict[str, Any]:
     code = 300 + 40 * len(model.layers)
     report: dict[str, Any] = {
         "parameters": n_params,
-        "weight_bytes": 4 * n_params,
+        "weight_bytes": 4 * n_params if precision == "f32" else (
+            2 * (n_params - n_biases) + 4 * n_biases),
         "code_bytes_estimate": code,
         "ram_bytes": 4 * activation_floats,  # on the stack during predict
         # heap the imported module keeps, measured on the WebAssembly build
