@@ -73,18 +73,12 @@ class Normalization:
         return (X - self.shift) / self.scale
 
 
-@dataclass(frozen=True)
-class Model:
-    name: str
-    layers: tuple[Layer, ...]
-    features: tuple[str, ...]
-    normalization: Normalization
-    task: str = "binary"  # binary | multiclass | regression
-    target: str = "y"
-    labels: tuple[str, ...] = ()  # classes in output order; binary: (negative, positive)
-    training: dict[str, Any] = field(default_factory=dict, compare=False)
+class Stack:
+    """`sizes`, `n_in`, `n_out` of anything made of `layers` that each have n_in and n_out
+    (the float model here, the integer model of quantize.py)."""
 
-    # ---- shape and meaning -------------------------------------------------------------
+    layers: tuple
+
     @property
     def sizes(self) -> list[int]:
         return [self.layers[0].n_in] + [layer.n_out for layer in self.layers]
@@ -97,6 +91,19 @@ class Model:
     def n_out(self) -> int:
         return self.sizes[-1]
 
+
+@dataclass(frozen=True)
+class Model(Stack):
+    name: str
+    layers: tuple[Layer, ...]
+    features: tuple[str, ...]
+    normalization: Normalization
+    task: str = "binary"  # binary | multiclass | regression
+    target: str = "y"
+    labels: tuple[str, ...] = ()  # classes in output order; binary: (negative, positive)
+    training: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    # ---- meaning ------------------------------------------------------------------------
     @property
     def outputs(self) -> tuple[str, ...]:
         """What each output means: P(class) for classifiers, the target for regression."""

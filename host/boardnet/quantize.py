@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError
+from .model import Stack
 
 PRECISIONS = ("q15",)
 ARITHMETIC = "boardnet-q15-v1"  # a new arithmetic gets a new name (and fingerprint)
@@ -150,7 +151,7 @@ class QLayer:
 
 
 @dataclass(frozen=True)
-class QuantizedModel:
+class QuantizedModel(Stack):
     name: str
     precision: str
     layers: tuple[QLayer, ...]
@@ -160,18 +161,6 @@ class QuantizedModel:
     labels: tuple[str, ...]
     features: tuple[str, ...]
     outputs: tuple[str, ...]
-
-    @property
-    def sizes(self) -> list[int]:
-        return [self.layers[0].n_in] + [layer.n_out for layer in self.layers]
-
-    @property
-    def n_in(self) -> int:
-        return self.sizes[0]
-
-    @property
-    def n_out(self) -> int:
-        return self.sizes[-1]
 
     @property
     def out_frac_bits(self) -> int:
