@@ -42,11 +42,10 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 + 0.5 * np.tanh(0.5 * z)
 
 
-@dataclass(frozen=True)
-class Layer:
-    W: np.ndarray  # (n_out, n_in)
-    b: np.ndarray  # (n_out,)
-    activation: str = "sigmoid"
+class Weighted:
+    """`n_in`, `n_out` of a layer from its row-major W (n_out, n_in): float or integer."""
+
+    W: np.ndarray
 
     @property
     def n_in(self) -> int:
@@ -55,6 +54,13 @@ class Layer:
     @property
     def n_out(self) -> int:
         return int(self.W.shape[0])
+
+
+@dataclass(frozen=True)
+class Layer(Weighted):
+    W: np.ndarray  # (n_out, n_in)
+    b: np.ndarray  # (n_out,)
+    activation: str = "sigmoid"
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError
-from .model import Stack
+from .model import Stack, Weighted
 
 PRECISIONS = ("q15",)
 ARITHMETIC = "boardnet-q15-v1"  # a new arithmetic gets a new name (and fingerprint)
@@ -123,21 +123,13 @@ def parse_decimal(text: str, e: int, c: int) -> int:
 
 # ---- the model ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class QLayer:
+class QLayer(Weighted):
     W: np.ndarray  # (n_out, n_in) int64 holding int16 values
     b: np.ndarray  # (n_out,) int64 holding int32 values
     frac_bits: int  # F: acc = z * 2^F
     activation: str  # sigmoid | linear
     bound: int  # max over outputs of |bq| + sum |Wq| * X_BOUND (< ACC_LIMIT)
     limited_by: str  # what chose F: "int16 weights" or "overflow proof"
-
-    @property
-    def n_in(self) -> int:
-        return int(self.W.shape[1])
-
-    @property
-    def n_out(self) -> int:
-        return int(self.W.shape[0])
 
     @property
     def shift(self) -> int:
