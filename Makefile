@@ -12,7 +12,7 @@ $(BIN)/boardnet: pyproject.toml
 	touch $@
 
 # the virtual MicroPython board (the official WebAssembly build), from the committed lock file
-SIM := host/boardnet/sim
+SIM := host/boardnet/virtual/node
 $(SIM)/node_modules/.package-lock.json: $(SIM)/package-lock.json
 	@if command -v npm >/dev/null; then npm ci --prefix $(SIM) --no-audit --no-fund; \
 	else echo "npm not found: the virtual MicroPython board needs Node.js 18+ and npm"; fi

@@ -24,7 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from m0count import Elf, count_instructions  # noqa: E402
 
-from boardnet.export import export_c  # noqa: E402
+from boardnet import forms  # noqa: E402
+from boardnet.codegen import export_c  # noqa: E402
 from boardnet.model import Model  # noqa: E402
 from boardnet.numerics import LIMIT_BITS, sigmoid32  # noqa: E402
 
@@ -88,7 +89,7 @@ def build(tmp: Path, name: str, model: Model, kind: str) -> Path:
     if kind == "empty":
         include, call = "", "y[0] = x[0];"
     elif kind == "boardnet":
-        header = export_c(model, tmp)
+        header = export_c(forms.make(model), tmp)
         include, call = f'#include "{header.name}"', f"{header.stem}_predict(x, y);"
     elif kind == "emlearn":
         import emlearn

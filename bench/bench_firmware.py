@@ -22,9 +22,11 @@ import time
 
 import numpy as np
 
-from boardnet import csim, firmware
+from boardnet import forms
+from boardnet.firmware import emulated as firmware
 from boardnet.link import Link, open_serial
 from boardnet.model import Model
+from boardnet.virtual.qemu import CFirmwareBoard
 
 # bench/bench_export_c.py as recorded in docs/export-c.md (instructions, own code+data bytes)
 EXPORT_C = {
@@ -45,11 +47,12 @@ def trivial() -> Model:
 
 
 def instructions(m: Model, target: str) -> float:
-    with csim.CFirmwareBoard(m, target) as board:
+    form = forms.make(m)
+    with CFirmwareBoard(form, target) as board:
         link = Link(open_serial(board.url), board.url, timeout=30)
         try:
             link.hello()
-            link.predict_many(np.full((1, m.n_in), 0.5, dtype=np.float32))  # a typical input
+            link.predict_many(form, np.full((1, m.n_in), 0.5, dtype=np.float32))  # a typical input
             t = link.time_per_inference(1000)
             assert t.unit == "instr", t
             return t.total / t.n
@@ -59,15 +62,16 @@ def instructions(m: Model, target: str) -> float:
 
 def round_trips(m: Model, target: str) -> tuple[float, float, int]:
     X = np.random.default_rng(1).uniform(-1, 1, size=(1000, m.n_in)).astype(np.float32)
-    with csim.CFirmwareBoard(m, target) as board:
+    form = forms.make(m)
+    with CFirmwareBoard(form, target) as board:
         link = Link(open_serial(board.url), board.url, timeout=30)
         try:
             info = link.hello()
             t0 = time.perf_counter()
-            link.predict_many(X[:200], window=1)
+            link.predict_many(form, X[:200], window=1)
             single = 200 / (time.perf_counter() - t0)
             t0 = time.perf_counter()
-            link.predict_many(X)
+            link.predict_many(form, X)
             piped = len(X) / (time.perf_counter() - t0)
             return single, piped, info.window
         finally:
@@ -80,7 +84,7 @@ def main() -> None:
         if missing:
             raise SystemExit(f"bench_firmware: {missing}")
 
-    base = firmware.firmware_size(csim.build_firmware(trivial(), "m0"))
+    base = firmware.firmware_size(firmware.build_firmware(forms.make(trivial()), "m0"))
     print("Cortex-M0 stand-in (qemu-m0, -icount exact), C firmware vs the bare header")
     print()
     print("| network | what | instructions / inference | flash | RAM (static) | model's flash | model's RAM |")
@@ -88,7 +92,7 @@ def main() -> None:
     for sizes in ([2, 2, 1], [8, 16, 1]):
         label = "-".join(map(str, sizes))
         m = model(sizes, f"bench {label}")
-        size = firmware.firmware_size(csim.build_firmware(m, "m0"))
+        size = firmware.firmware_size(firmware.build_firmware(forms.make(m), "m0"))
         instr = instructions(m, "m0")
         print(f"| {label} | boardnet firmware (qemu-m0) | {instr:,.0f} | {size.flash:,} B | {size.ram:,} B "
               f"| {size.flash - base.flash:,} B | {size.ram - base.ram:,} B |")

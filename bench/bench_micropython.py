@@ -3,7 +3,7 @@
     python bench/bench_micropython.py [--quick]
 
 Runs the official MicroPython WebAssembly build under Node (tests/mpwasm.py; install with
-`npm ci --prefix host/boardnet/sim`). Prints one table; this is a benchmark, not a test.
+`npm ci --prefix host/boardnet/virtual/node`). Prints one table; this is a benchmark, not a test.
 
 Compared, on the same float32 weights and inputs:
 - textbook: lists of lists, loops over them, 1 / (1 + math.exp(-z)) (written below);
@@ -18,7 +18,7 @@ box single floats in the same 16-byte blocks, so the heap column carries over, t
 do not (a Pico is ~10-50x slower; compare ratios).
 
 A second table gives the heap each shape keeps once imported -- what
-the straight-line threshold (export.MP_STRAIGHT_MAX_PARAMS) is about.
+the straight-line threshold (forms.MP_STRAIGHT_MAX_PARAMS) is about.
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import mpwasm  # noqa: E402
 
-from boardnet import export  # noqa: E402
+from boardnet import forms  # noqa: E402
+from boardnet.codegen import render_micropython  # noqa: E402
 from boardnet.model import Model  # noqa: E402
+from boardnet.names import micropython_module  # noqa: E402
 
 # The comparison baseline: how a textbook writes an MLP forward pass in plain Python.
 TEXTBOOK = """
@@ -108,7 +110,7 @@ def exp_straight(model: Model) -> str:
     """Straight-line code with math.exp, for 2-layer models: the 'naive straight-line' row."""
     if len(model.layers) != 2:
         return ""
-    lines = ["def exp_predict(x, out):", "    exp = math.exp", f"    ({', '.join(f'p{k}' for k in range(export.micropython_params(model).size))},) = P",
+    lines = ["def exp_predict(x, out):", "    exp = math.exp", f"    ({', '.join(f'p{k}' for k in range(forms.make(model).micropython_params().size))},) = P",
              f"    ({', '.join(f'x{j}' for j in range(model.n_in))},) = x"]
     k, src = 0, [f"x{j}" for j in range(model.n_in)]
     for li, layer in enumerate(model.layers):
@@ -132,7 +134,7 @@ def random_model(sizes: list[int], seed: int = 0) -> Model:
 
 def bench_model(sizes: list[int], n: int, repeats: int) -> list[dict]:
     model = random_model(sizes)
-    module = export.micropython_module(model.name)
+    module = micropython_module(model.name)
     x = np.random.default_rng(1).normal(0, 1, model.n_in).astype("<f4")
     rows = []
     baseline = None  # the textbook time of the first run, so every ratio has one reference
@@ -142,7 +144,7 @@ def bench_model(sizes: list[int], n: int, repeats: int) -> list[dict]:
             repeats=repeats, shapes=[(layer.n_in, layer.n_out) for layer in model.layers],
             exp_straight=exp_straight(model), has_exp=bool(exp_straight(model)),
         )
-        stdout = mpwasm.run(script, {f"{module}.py": export.render_micropython(model, shape)})
+        stdout = mpwasm.run(script, {f"{module}.py": render_micropython(forms.make(model), shape)})
         times: dict[str, float] = {}
         heaps: dict[str, float] = {}
         for line in stdout.splitlines():
@@ -178,8 +180,8 @@ print(gc.mem_alloc() - before)
 def import_heap(model: Model, shape: str) -> int:
     """Heap bytes the imported module keeps: weights as float objects in tuples, bytecode,
     buffers. (The compiler's transient peak is higher; a .mpy skips compiling on the board.)"""
-    module = export.micropython_module(model.name)
-    files = {f"{module}.py": export.render_micropython(model, shape)}
+    module = micropython_module(model.name)
+    files = {f"{module}.py": render_micropython(forms.make(model), shape)}
     return int(mpwasm.run(IMPORT.format(module=module), files))
 
 
@@ -206,11 +208,11 @@ def main() -> None:
         return
     print()
     print("KiB of heap the imported module keeps (auto picks straight-line up to "
-          f"{export.MP_STRAIGHT_MAX_PARAMS} parameters)")
+          f"{forms.MP_STRAIGHT_MAX_PARAMS} parameters)")
     print(f"{'net':<14} {'params':>7} {'straight':>9} {'rows':>9} {'loop':>9}")
     for sizes in ([2, 2, 1], [8, 16, 1], [16, 16, 8, 1], [30, 16, 8, 3], [64, 32, 4]):
         model = random_model(sizes)
-        n_params = export.micropython_params(model).size
+        n_params = forms.make(model).micropython_params().size
         kib = [import_heap(model, shape) / 1024 for shape in ("straight", "rows", "loop")]
         print(f"{'-'.join(map(str, sizes)):<14} {n_params:>7} "
               + " ".join(f"{v:>9.1f}" for v in kib))

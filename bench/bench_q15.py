@@ -9,7 +9,7 @@ Cortex-M0+ programs are built as in bench/bench_export_c.py (arm-none-eabi-gcc
 newlib-nano); "flash added" is the program with the model call minus the same program
 without it. Instructions are counted in unicorn (bench/m0count.py, UC_MODE_THUMB |
 UC_MODE_MCLASS, a code hook), mean over random inputs, and the outputs are checked against
-boardnet.quantize bit for bit. The float32 rows use the float header (boardnet.export).
+boardnet.quantize bit for bit. The float32 rows use the float header (forms.F32).
 """
 
 from __future__ import annotations
@@ -28,9 +28,12 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from bench_export_c import random_model  # noqa: E402
 from m0count import SOFT_FLOAT, Elf, count_instructions  # noqa: E402
 
+from boardnet import forms  # noqa: E402
 from boardnet import quantize as Q  # noqa: E402
-from boardnet.export import export_c, render_micropython  # noqa: E402
+from boardnet.codegen import export_c, render_c, render_micropython  # noqa: E402
+from boardnet.commands.demo import train_people  # noqa: E402
 from boardnet.model import Model  # noqa: E402
+from boardnet.names import c_prefix  # noqa: E402
 
 CC = [
     "arm-none-eabi-gcc", "-mcpu=cortex-m0plus", "-mthumb", "-Os", "-std=c99",
@@ -66,15 +69,12 @@ def build(tmp: Path, name: str, model: Model, kind: str, **render: object) -> Pa
     if kind.startswith("empty"):
         include, call = "", "y[0] = x[0];"
     elif kind == "f32":
-        header = export_c(model, tmp)
+        header = export_c(forms.make(model), tmp)
         include, call = f'#include "{header.name}"', f"{header.stem}_predict(x, y);"
     else:
-        ctx = Q.c_context(model, **render)  # type: ignore[arg-type]
-        from boardnet.export import environment
-
-        text = environment().get_template("model_q15.h.j2").render(**ctx)
-        (tmp / f"{ctx['prefix']}.h").write_text(text)
-        include, call = f'#include "{ctx["prefix"]}.h"', f"{ctx['prefix']}_predict_q(x, y);"
+        prefix = c_prefix(model.name)
+        (tmp / f"{prefix}.h").write_text(render_c(forms.make(model, "q15"), **render))
+        include, call = f'#include "{prefix}.h"', f"{prefix}_predict_q(x, y);"
     src = tmp / f"{name}.c"
     src.write_text(MAIN.format(include=include, call=call, n_in=model.n_in, n_out=model.n_out,
                                xt=xt, yt=yt))
@@ -180,14 +180,12 @@ int main(void)
 
 def bench_parser(texts: tuple[str, ...] = ("128", "128.5", "-63.25", "155.123456")) -> None:
     """Flash and instructions of the integer decimal parser on a Cortex-M0+ (people model)."""
-    from boardnet.demo import train_people
-    from boardnet.export import c_prefix
-
     model = train_people()
-    q = Q.quantize(model)
+    form = forms.make(model, "q15")
+    q = form.q
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        header = export_c(model, tmp, precision="q15")
+        header = export_c(form, tmp)
         p = c_prefix(model.name)
         elfs = []
         for name, include, call in (
@@ -231,7 +229,8 @@ def bench_wasm(n: int, networks: list[list[int]]) -> None:
         lo, hi = q.input_range()
         X = np.random.default_rng(2).uniform(lo, hi, size=(64, model.n_in))
         Xq = q.quantize_inputs(X)
-        files = {"mf.py": render_micropython(model), "mq.py": _render_mp_q15(model)}
+        files = {"mf.py": render_micropython(forms.make(model)),
+                 "mq.py": render_micropython(forms.make(model, "q15"))}
         code = f"""
 import hostclock, mf, mq
 XF = {[list(map(float, x)) for x in X]!r}
@@ -249,16 +248,6 @@ print(run(mf, XF, {n}), run(mq, XQ, {n}))
         tf, tq = (float(v) for v in mpwasm.run(code, files).split())
         print(f"{net:<10} {'f32':<9} {tf:>14.2f} {1:>7.2f}x")
         print(f"{net:<10} {'q15':<9} {tq:>14.2f} {tq / tf:>7.2f}x")
-
-
-def _render_mp_q15(model: Model) -> str:
-    try:
-        return render_micropython(model, precision="q15")  # type: ignore[call-arg]
-    except TypeError:  # export.py without the precision argument
-        from boardnet.templating import python_environment as _python_environment
-
-        return _python_environment().get_template("model_q15.py.j2").render(
-            **Q.micropython_context(model))
 
 
 def fit_table() -> None:

@@ -14,10 +14,11 @@ import time
 
 import numpy as np
 
-from boardnet.deploy import deploy_micropython
+from boardnet import forms
+from boardnet.commands.deploy import deploy_micropython
 from boardnet.link import open_link
 from boardnet.model import Model
-from boardnet.sim import MicroPythonSim
+from boardnet.virtual.wasm import MicroPythonSim
 
 
 def models() -> list[Model]:
@@ -37,7 +38,8 @@ def main() -> None:
     rows = []
     with MicroPythonSim() as board:
         for model in models():
-            deploy_micropython(model, board.port)
+            form = forms.make(model)
+            deploy_micropython(form, board.port)
             X = np.random.default_rng(0).uniform(-3, 3, size=(args.n, model.n_in)).astype(np.float32)
             with open_link(board.port) as link:
                 per = link.time_per_inference().per
@@ -46,7 +48,7 @@ def main() -> None:
                     for name, window in (("one", 1), ("piped", None)):
                         before = link.bytes_sent + link.bytes_received
                         t = time.perf_counter()
-                        link.predict_many(X, window=window)
+                        link.predict_many(form, X, window=window)
                         rates[name] = max(rates[name], args.n / (time.perf_counter() - t))
                         wire = (link.bytes_sent + link.bytes_received - before) / args.n
                 minimum = (2 + 2 + 9 * model.n_in) + (3 + 1 + 9 * model.n_out + 1)

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+import tty
 
 import pytest
+
+from boardnet.commands.demo import train_people
+from boardnet.firmware.emulated import toolchain_missing
+from boardnet.model import Model
+from boardnet.virtual.node import installed
 
 REQUIRE_TOOLS = os.environ.get("BOARDNET_REQUIRE_TOOLS") == "1"
 
@@ -27,3 +34,93 @@ def need(ok: bool, reason: str) -> None:
 def need_exe(*names: str) -> None:
     missing = [n for n in names if shutil.which(n) is None]
     need(not missing, "not on PATH: " + ", ".join(missing))
+
+
+def need_emulated(target: str) -> None:
+    """The cross compiler and QEMU for an emulated board ("m0", "rv32")."""
+    missing = toolchain_missing(target)
+    need(missing is None, missing or "")
+
+
+def need_node() -> None:
+    """Node.js and the virtual boards' npm packages (npm ci --prefix host/boardnet/virtual/node)."""
+    need_exe("node")
+    need(installed(), "the virtual boards' npm packages are missing: npm ci --prefix host/boardnet/virtual/node")
+
+
+# ---- models the tests share ---------------------------------------------------------------
+def seed_model(name: str = "seed", w: float = 1.5) -> Model:
+    """A hand-set 2-2-1 network: the board tests' model (w moves one weight, for a changed copy)."""
+    return Model.from_arrays([[[w, -2.0], [0.5, 0.25]], [[1.0, -1.0]]], [[0.1, -0.2], [0.3]], name=name)
+
+
+@pytest.fixture(scope="session")
+def people() -> Model:
+    """The tutorial's network trained on its four people (the demo's model, seed 1)."""
+    return train_people(1)
+
+
+# ---- a board on a pseudo-terminal ---------------------------------------------------------
+class PtyPeer:
+    """The far end of a pseudo-terminal, standing in for a board: a thread answers what
+    arrives. With `lines`, `respond(line, peer)` answers each line (without its end, empty
+    lines skipped); otherwise `respond(data, peer)` answers each chunk of bytes. A None
+    answer sends nothing; `greeting` is sent before anything arrives."""
+
+    def __init__(self, respond, *, lines: bool = True, greeting: bytes = b""):
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.port = os.ttyname(self.slave)
+        self.respond, self.lines = respond, lines
+        self.count = 0  # lines answered
+        self.stopped = False
+        if greeting:
+            os.write(self.master, greeting)
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def _answer(self, item) -> None:
+        reply = self.respond(item, self) if self.respond else None
+        if reply:
+            os.write(self.master, reply)
+
+    def run(self) -> None:
+        buf = b""
+        while not self.stopped:
+            try:
+                data = os.read(self.master, 4096)
+                if not self.lines:
+                    self._answer(data)
+                    continue
+                buf += data
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    line = line.strip(b"\r").decode("ascii", "replace")
+                    if line:
+                        self.count += 1
+                        self._answer(line)
+            except OSError:  # the test closed the port
+                return
+
+    def close(self) -> None:
+        self.stopped = True
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def pty_peer():
+    """Make PtyPeers, closed at the end of the test."""
+    made: list[PtyPeer] = []
+
+    def make(respond, **options) -> PtyPeer:
+        peer = PtyPeer(respond, **options)
+        made.append(peer)
+        return peer
+
+    yield make
+    for peer in made:
+        peer.close()

@@ -1,7 +1,7 @@
 """Run a script under real MicroPython: the official WebAssembly build, under Node.
 
 The build is the npm package @micropython/micropython-webassembly-pyscript, installed by
-`npm ci --prefix host/boardnet/sim`. It is the same interpreter (parser, compiler, VM, GC)
+`npm ci --prefix host/boardnet/virtual/node`. It is the same interpreter (parser, compiler, VM, GC)
 as the firmware on a Pico or an ESP32, with one difference that matters here: its floats
 are C doubles (MICROPY_FLOAT_IMPL_DOUBLE), where rp2 and esp32 use single precision. Floats
 are boxed on its heap as on those boards (object representation A), so heap use per
@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "host/boardnet/sim/node_modules/@micropython/micropython-webassembly-pyscript"
+PACKAGE = ROOT / "host/boardnet/virtual/node/node_modules/@micropython/micropython-webassembly-pyscript"
 MJS = PACKAGE / "micropython.mjs"
 
 # The runner reads one JSON job on stdin: {heapsize, files: {name: base64}, code}.
@@ -65,7 +65,7 @@ def available() -> tuple[bool, str]:
     if shutil.which("node") is None:
         return False, "node is not on PATH"
     if not MJS.is_file():
-        return False, f"{MJS.relative_to(ROOT)} missing: run `npm ci --prefix host/boardnet/sim`"
+        return False, f"{MJS.relative_to(ROOT)} missing: run `npm ci --prefix host/boardnet/virtual/node`"
     return True, ""
 
 

@@ -5,19 +5,17 @@ BOOTSEL drive and the esptool command lines (no chip needed)."""
 from __future__ import annotations
 
 import json
-import os
 import struct
-import threading
 import time
-import tty
 
 import pytest
 from serial.tools.list_ports_common import ListPortInfo
 
-from boardnet import boards, flash
 from boardnet.cli import main
-from boardnet.deploy import mpy_compatible, mpy_header
+from boardnet.codegen.mpy import mpy_compatible, mpy_header
 from boardnet.errors import BoardError, UsageError
+from boardnet.link import boards, flash, micropython
+from boardnet.link.ports import resolve
 
 
 def record(device: str, vid: int | None = None, pid: int | None = None, desc: str = "n/a") -> ListPortInfo:
@@ -43,7 +41,7 @@ EXPECTED = [
 def ports(monkeypatch):
     """Set what comports() returns; no virtual boards."""
     state: list[ListPortInfo] = []
-    monkeypatch.setattr(boards, "_comports", lambda: list(state))
+    monkeypatch.setattr(boards, "comports", lambda: list(state))
     monkeypatch.setattr(boards, "_virtual", lambda: [])
     monkeypatch.setattr(boards, "DRIVE_GLOBS", ())
     return state
@@ -69,8 +67,6 @@ def test_bootsel_ids_are_named_and_unknown_ports_listed(ports):
 
 
 def test_port_auto_picks_the_one_board_and_refuses_two(ports):
-    from boardnet.ports import resolve
-
     ports += [record("/dev/ttyS0"), record("/dev/cu.usbmodem1101", 0x2E8A, 0x0005)]
     assert resolve("auto").url == "/dev/cu.usbmodem1101"
     ports.append(record("COM3", 0x10C4, 0xEA60))
@@ -85,8 +81,6 @@ def test_port_auto_picks_the_one_board_and_refuses_two(ports):
 
 
 def test_port_auto_counts_virtual_boards(ports, monkeypatch):
-    from boardnet.ports import resolve
-
     monkeypatch.setattr(boards, "_virtual", lambda: [
         boards.BoardEntry("/dev/pts/7", "virtual MicroPython board (WebAssembly)", "virtual", "micropython")])
     assert resolve("auto").url == "/dev/pts/7"
@@ -113,44 +107,15 @@ def test_boards_cli_json(ports, capsys):
 
 
 # ---- who answers on a port -------------------------------------------------------------
-class PtyPeer:
-    """The far end of a pty: `answer(bytes) -> bytes` for what arrives (None: silent)."""
-
-    def __init__(self, answer):
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        self.port = os.ttyname(self.slave)
-        self.answer, self.stopped = answer, False
-        threading.Thread(target=self.run, daemon=True).start()
-
-    def run(self):
-        while not self.stopped:
-            try:
-                data = os.read(self.master, 4096)
-            except OSError:
-                return
-            reply = self.answer(data) if self.answer else None
-            if reply:
-                os.write(self.master, reply)
-
-    def close(self):
-        self.stopped = True
-        for fd in (self.master, self.slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
 HELLO = (b"OK hello proto=1 runtime=c platform=rp2040 model=people fp=0123456789abcdef "
          b"precision=f32 n_in=2 n_out=1 window=8 line=256\r\n")
 
 
-def c_firmware(data: bytes) -> bytes | None:
+def c_firmware(data: bytes, peer=None) -> bytes | None:
     return HELLO if b"hello" in data else None
 
 
-def repl(data: bytes) -> bytes | None:
+def repl(data: bytes, peer=None) -> bytes | None:
     if b"hello" in data:
         return (b"hello\r\nTraceback (most recent call last):\r\n  File \"<stdin>\", line 1, in <module>\r\n"
                 b"NameError: name 'hello' isn't defined\r\n>>> ")
@@ -158,17 +123,9 @@ def repl(data: bytes) -> bytes | None:
 
 
 @pytest.fixture
-def peer():
-    made = []
-
-    def make(answer):
-        p = PtyPeer(answer)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.close()
+def peer(pty_peer):
+    """A fake board that answers chunks of bytes as they arrive."""
+    return lambda answer: pty_peer(answer, lines=False)
 
 
 def test_identify_c_firmware_repl_and_silence(peer):
@@ -196,11 +153,11 @@ def test_parse_probe_and_mpy_abi():
         "version": "1.25.0", "platform": "rp2", "machine": "Raspberry Pi Pico with RP2040",
         "mpy": 6 | 3 << 8 | 4 << 10, "double": False, "mem_free": 180000, "fs_free": 800000,
         "files": {"main.py": {"size": 40, "sha256": "ab"}}, "fingerprint": None, "extra": 1}) + "\r\n")
-    facts = boards.parse_probe(out)
+    facts = micropython.parse_probe(out)
     assert facts.mpy_version == (6, 3, "armv6m") and facts.float_precision == "float32"
     assert facts.to_json()["mpy_abi"] == {"version": 6, "sub_version": 3, "arch": "armv6m"}
     with pytest.raises(BoardError, match="no result"):
-        boards.parse_probe("Traceback ...")
+        micropython.parse_probe("Traceback ...")
 
 
 def test_mpy_compatibility_rule(tmp_path):

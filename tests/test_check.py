@@ -4,19 +4,20 @@ passes; a small fake board on a pty for link faults that a healthy runtime never
 from __future__ import annotations
 
 import os
-import threading
 import time
-import tty
 
 import numpy as np
 import pytest
-from conftest import need, need_exe
+from conftest import need_node, seed_model
 
-from boardnet import protocol as P
+from boardnet import forms
 from boardnet.cli import main
+from boardnet.commands.deploy import deploy_micropython
 from boardnet.errors import BoardError
 from boardnet.link import open_link
+from boardnet.link import protocol as P
 from boardnet.model import Model
+from boardnet.virtual.wasm import MicroPythonSim
 
 FP = "0123456789abcdef"
 
@@ -24,52 +25,6 @@ FP = "0123456789abcdef"
 def hello_fields(proto=1, n_in=2, window=4, fp=FP, platform="rp2"):
     return (f"proto={proto} runtime=micropython platform={platform} model=seed fp={fp} "
             f"precision=f32 n_in={n_in} n_out=1 window={window} line=256")
-
-
-class FakeBoard:
-    """A thread on the master side of a pty; `respond(line) -> bytes` answers each line."""
-
-    def __init__(self, respond, greeting: bytes = b""):
-        self.master, slave = os.openpty()
-        tty.setraw(slave)
-        self.port = os.ttyname(slave)
-        self.slave = slave
-        self.respond = respond
-        self.count = 0
-        self.stopped = False
-        if greeting:
-            os.write(self.master, greeting)
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        buf = b""
-        while not self.stopped:
-            try:
-                data = os.read(self.master, 4096)
-            except OSError:
-                return
-            buf += data
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                line = line.strip(b"\r").decode("ascii", "replace")
-                if not line:
-                    continue
-                self.count += 1
-                try:
-                    reply = self.respond(line, self)
-                    if reply:
-                        os.write(self.master, reply)
-                except OSError:  # the test closed the port
-                    return
-
-    def close(self):
-        self.stopped = True
-        for fd in (self.master, self.slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
 
 def healthy(line, board, **kw):
@@ -82,20 +37,13 @@ def healthy(line, board, **kw):
 
 
 @pytest.fixture
-def fake():
-    boards = []
-
-    def make(respond=healthy, greeting=b""):
-        b = FakeBoard(respond, greeting)
-        boards.append(b)
-        return b
-
-    yield make
-    for b in boards:
-        b.close()
+def fake(pty_peer):
+    """A fake board answering line by line (`healthy` unless told otherwise)."""
+    return lambda respond=healthy, greeting=b"": pty_peer(respond, greeting=greeting)
 
 
 X = np.zeros((20, 2), dtype=np.float32)
+FORM = forms.make(seed_model())  # the fake boards answer in float32 hex
 
 
 # ---- link faults (fake board) ---------------------------------------------------------
@@ -103,7 +51,7 @@ def test_fake_board_baseline(fake):
     board = fake(greeting=b"READY " + hello_fields().encode() + b"\r\n")
     with open_link(board.port, timeout=2) as link:
         assert link.info.fingerprint == FP
-        assert np.all(link.predict_many(X) == 0.5)
+        assert np.all(link.predict_many(FORM, X) == 0.5)
 
 
 def test_no_reply_times_out_clearly(fake):
@@ -118,14 +66,14 @@ def test_no_reply_to_predictions_times_out(fake):
     board = fake(lambda line, b: healthy(line, b) if line == "hello" else None)
     with open_link(board.port, timeout=1) as link:
         with pytest.raises(P.LinkTimeout, match="0 of 20 predictions answered"):
-            link.predict_many(X)
+            link.predict_many(FORM, X)
 
 
 def test_garbage_reply(fake):
     board = fake(lambda line, b: healthy(line, b) if line == "hello" else b"OK 0 zzzzzzzz\r\n")
     with open_link(board.port, timeout=1) as link:
         with pytest.raises(P.LinkError, match="not 8 hex digits"):
-            link.predict_many(X)
+            link.predict_many(FORM, X)
 
 
 def test_reset_mid_stream_is_detected_and_nothing_counted(fake):
@@ -137,7 +85,7 @@ def test_reset_mid_stream_is_detected_and_nothing_counted(fake):
     board = fake(respond)
     with open_link(board.port, timeout=1) as link:
         with pytest.raises(P.BoardReset, match="printed READY after .* of 20 predictions"):
-            link.predict_many(X)
+            link.predict_many(FORM, X)
 
 
 def test_stale_id_is_a_reset(fake):
@@ -148,7 +96,7 @@ def test_stale_id_is_a_reset(fake):
 
     board = fake(respond)
     with open_link(board.port, timeout=1) as link, pytest.raises(P.BoardReset, match="id 0 where id"):
-        link.predict_many(X)
+        link.predict_many(FORM, X)
 
 
 def test_reply_split_across_reads(fake):
@@ -161,13 +109,13 @@ def test_reply_split_across_reads(fake):
 
     board = fake(respond)
     with open_link(board.port, timeout=2) as link:
-        assert np.all(link.predict_many(X) == 0.5)
+        assert np.all(link.predict_many(FORM, X) == 0.5)
 
 
 def test_echo_is_skipped(fake):
     board = fake(lambda line, b: line.encode() + b"\r\n" + healthy(line, b))
     with open_link(board.port, timeout=2) as link:
-        assert np.all(link.predict_many(X) == 0.5)
+        assert np.all(link.predict_many(FORM, X) == 0.5)
 
 
 def test_banner_instead_of_serve_loop(fake):
@@ -188,7 +136,7 @@ def test_traceback_mid_stream(fake):
 
     board = fake(respond)
     with open_link(board.port, timeout=1) as link, pytest.raises(P.BoardReset, match="traceback"):
-        link.predict_many(X)
+        link.predict_many(FORM, X)
 
 
 def test_protocol_version_mismatch(fake):
@@ -221,10 +169,6 @@ def _save(model: Model) -> str:
 
 
 # ---- the real runtime on the virtual board -------------------------------------------
-def seed_model() -> Model:
-    return Model.from_arrays([[[1.5, -2.0], [0.5, 0.25]], [[1.0, -1.0]]], [[0.1, -0.2], [0.3]], name="seed")
-
-
 def wide_model() -> Model:
     r = np.random.default_rng(1)
     from boardnet.model import Normalization
@@ -234,18 +178,9 @@ def wide_model() -> Model:
                              [r.normal(size=16), r.normal(size=1)], name="wide", normalization=norm)
 
 
-def need_node():
-    need_exe("node")
-    from boardnet import sim
-
-    need(sim._has_wasm(sim.SIM_DIR / "node_modules"), "MicroPython WebAssembly build missing: npm ci --prefix host/boardnet/sim")
-
-
 @pytest.fixture(scope="module")
 def sim_board():
     need_node()
-    from boardnet.sim import MicroPythonSim
-
     board = MicroPythonSim()
     board.start()
     yield board
@@ -255,10 +190,8 @@ def sim_board():
 @pytest.mark.node
 @pytest.mark.parametrize("make", [seed_model, wide_model], ids=["2-2-1", "8-16-1"])
 def test_check_passes_on_the_virtual_board(make, sim_board, capsys):
-    from boardnet.deploy import deploy_micropython
-
     model = make()
-    info = deploy_micropython(model, sim_board.port)
+    info = deploy_micropython(forms.make(model), sim_board.port)
     assert info.fingerprint == model.fingerprint() and info.platform == "webassembly"
     status = main(["check", _save(model), "--port", sim_board.port, "--n", "1000", "--json"])
     out = capsys.readouterr().out
@@ -272,15 +205,13 @@ def test_check_passes_on_the_virtual_board(make, sim_board, capsys):
 
 @pytest.mark.node
 def test_check_fails_on_a_perturbed_copy(sim_board, capsys):
-    from boardnet import export
-    from boardnet.deploy import deploy_micropython
-
+    from boardnet import codegen
     model = seed_model()
     W = [layer.W.copy() for layer in model.layers]
     W[1][0, 0] += 1e-3  # one weight nudged
     nudged = Model.from_arrays(W, [layer.b for layer in model.layers], name="seed")
-    text = export.render_micropython(nudged).replace(nudged.fingerprint(), model.fingerprint())
-    deploy_micropython(model, sim_board.port, module_text=text)
+    text = codegen.render_micropython(forms.make(nudged)).replace(nudged.fingerprint(), model.fingerprint())
+    deploy_micropython(forms.make(model), sim_board.port, module_text=text)
     status = main(["check", _save(model), "--port", sim_board.port, "--n", "300"])
     out = capsys.readouterr().out
     assert status == 1
@@ -289,9 +220,7 @@ def test_check_fails_on_a_perturbed_copy(sim_board, capsys):
 
 @pytest.mark.node
 def test_fingerprint_guard_on_the_virtual_board(sim_board, capsys):
-    from boardnet.deploy import deploy_micropython
-
-    deploy_micropython(seed_model(), sim_board.port)
+    deploy_micropython(forms.make(seed_model()), sim_board.port)
     other = wide_model()
     status = main(["check", _save(other), "--port", sim_board.port, "--n", "10"])
     err = capsys.readouterr().err

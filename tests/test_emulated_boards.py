@@ -1,7 +1,7 @@
 """The emulated boards: build the echo program for each, boot it in QEMU, talk over serial.
 
-Proves the board layers (start-up, UART both ways, tick counter), `boardnet.firmware.build`
-and `boardnet.emulator.Emulator`. The echo program is firmware/qemu-echo/main.c.
+Proves the board layers (start-up, UART both ways, tick counter), `boardnet.firmware.emulated.build`
+and `boardnet.virtual.qemu.Emulator`. The echo program is firmware/qemu-echo/main.c.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import pytest
 import serial
 from conftest import need
 
-from boardnet import firmware
-from boardnet.emulator import Emulator
 from boardnet.errors import BoardError
+from boardnet.firmware import emulated as firmware
 from boardnet.resources import firmware_dir
+from boardnet.virtual.qemu import Emulator
 
 TARGETS = ["m0", "rv32"]
 PLATFORM = {"m0": "qemu-m0", "rv32": "qemu-rv32"}
@@ -243,7 +243,7 @@ def test_qemu_dies_with_a_killed_parent(echo_elf):
     script = textwrap.dedent(
         f"""
         import sys, time
-        from boardnet.emulator import Emulator
+        from boardnet.virtual.qemu import Emulator
         emu = Emulator()
         emu.start("m0", {str(elf)!r})
         print(emu.pid, flush=True)

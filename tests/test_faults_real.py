@@ -6,11 +6,12 @@ after the fault as a match."""
 from __future__ import annotations
 
 import pytest
-from conftest import need, need_exe
+from conftest import need_node, seed_model
 
-from boardnet import export
+from boardnet import codegen, forms
 from boardnet.cli import main
-from boardnet.model import Model
+from boardnet.commands.deploy import deploy_micropython
+from boardnet.virtual.wasm import MicroPythonSim
 
 SABOTAGE = """
 
@@ -26,17 +27,10 @@ def predict(x, out=None):
 """
 
 
-def seed_model() -> Model:
-    return Model.from_arrays([[[1.5, -2.0], [0.5, 0.25]], [[1.0, -1.0]]], [[0.1, -0.2], [0.3]], name="seed")
-
-
 @pytest.fixture
 def board():
-    need_exe("node")
-    from boardnet import sim
-
-    need(sim._has_wasm(sim.SIM_DIR / "node_modules"), "MicroPython WebAssembly build missing: npm ci --prefix host/boardnet/sim")
-    with sim.MicroPythonSim() as b:
+    need_node()
+    with MicroPythonSim() as b:
         yield b
 
 
@@ -51,11 +45,10 @@ def board():
     ids=["reset", "stall", "exception"],
 )
 def test_a_fault_mid_check_is_board_trouble_not_a_match(board, tmp_path, capsys, fault, message):
-    from boardnet.deploy import deploy_micropython
-
     model = seed_model()
     path = model.save(tmp_path / "seed.json")
-    deploy_micropython(model, board.port, module_text=export.render_micropython(model) + SABOTAGE.format(fault=fault))
+    form = forms.make(model)
+    deploy_micropython(form, board.port, module_text=codegen.render_micropython(form) + SABOTAGE.format(fault=fault))
     status = main(["check", str(path), "--port", board.port, "--n", "1000", "--timeout", "3", "--json"])
     captured = capsys.readouterr()
     assert status == 3, captured

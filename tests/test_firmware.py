@@ -20,14 +20,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import need, need_exe
+from conftest import need, need_exe, seed_model
 
-from boardnet import csim, export, firmware
-from boardnet import protocol as P
-from boardnet.check import check
-from boardnet.link import Link, open_serial
+from boardnet import codegen, forms, virtual
+from boardnet.cli import main
+from boardnet.commands.check import check
+from boardnet.firmware import emulated as firmware
+from boardnet.firmware.common import WARNINGS, model_defines
+from boardnet.link import Link, open_link, open_serial
+from boardnet.link import protocol as P
 from boardnet.model import Model
+from boardnet.numerics import ulp_distance
 from boardnet.resources import firmware_dir, micropython_dir
+from boardnet.virtual.qemu import CFirmwareBoard
 
 TARGETS = ["m0", "rv32"]
 PLATFORM = {"m0": "qemu-m0", "rv32": "qemu-rv32"}
@@ -60,7 +65,7 @@ def wide_model() -> Model:
 
 @pytest.fixture(scope="module")
 def model() -> Model:
-    return Model.from_arrays([[[1.5, -2.0], [0.5, 0.25]], [[1.0, -1.0]]], [[0.1, -0.2], [0.3]], name="seed")
+    return seed_model()
 
 
 # ---- the core on the host, through a pipe ----------------------------------------------------
@@ -68,14 +73,14 @@ def model() -> Model:
 def host_exe(model, tmp_path_factory) -> Path:
     need_exe("gcc")
     out = tmp_path_factory.mktemp("host")
-    export.export_c(model, out)
+    codegen.export_c(forms.make(model), out)
     exe = out / "boardnet-host"
     root = firmware_dir()
     cmd = [
-        "gcc", *firmware.WARNINGS, "-g", "-O1", "-ffp-contract=off",
+        "gcc", *WARNINGS, "-g", "-O1", "-ffp-contract=off",
         "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-        *(f"-D{k}={v}" for k, v in csim.defines(model).items()),
-        f"-I{root / 'core'}", f"-I{out}", *map(str, csim.sources()), str(root / "host" / "board.c"),
+        *(f"-D{k}={v}" for k, v in model_defines(forms.make(model), firmware.RX_BUFFER).items()),
+        f"-I{root / 'core'}", f"-I{out}", *map(str, firmware.sources()), str(root / "host" / "board.c"),
         "-o", str(exe),
     ]  # fmt: skip
     run = subprocess.run(cmd, capture_output=True, text=True)
@@ -102,7 +107,7 @@ def micropython_loop(model, tmp_path_factory):
         return module
 
     serve = load(micropython_dir() / "boardnet_serve.py", "boardnet_serve_for_c")
-    module = load(export.export_micropython(model, tmp_path_factory.mktemp("mp")), "boardnet_model_for_c")
+    module = load(codegen.export_micropython(forms.make(model), tmp_path_factory.mktemp("mp")), "boardnet_model_for_c")
 
     def run(data: bytes) -> list[str]:
         out = io.BytesIO()
@@ -137,10 +142,10 @@ def test_host_machine_form_is_predict32_bit_for_bit(host_exe, model):
     rng = np.random.default_rng(1)
     X = rng.uniform(-50, 50, size=(3000, 2)).astype(np.float32)  # (n, 2)
     X[:8] = [[0, -0.0], [1e-38, -1e-45], [3e38, -3e38], [88, -88], [1e4, -1e4], [1e-7, 0], [0.5, 0.5], [-7, 2]]
-    lines = run_host(host_exe, b"".join(P.encode_predict(i, x) for i, x in enumerate(X)))[1:]
+    lines = run_host(host_exe, b"".join(P.encode_predict(i, forms.make(model).encode(x)) for i, x in enumerate(X)))[1:]
     assert [P.parse_line(s).rid for s in lines] == list(range(len(X)))
-    Y = np.array([P.decode_values(P.parse_line(s).words, 1) for s in lines])  # (n, 1)
-    assert P.ulp_distance(Y, model.predict32(X)).max() == 0
+    Y = np.array([P.decode_outputs(forms.make(model), P.parse_line(s).words, 1) for s in lines])  # (n, 1)
+    assert ulp_distance(Y, model.predict32(X)).max() == 0
 
 
 def test_host_human_form_parses_and_prints_like_python(host_exe, model):
@@ -185,10 +190,10 @@ def test_host_time(host_exe):
 @pytest.mark.cross
 @pytest.mark.parametrize("target", TARGETS)
 def test_firmware_builds_warning_free_without_double(target, tmp_path):
-    """-Werror with -Wdouble-promotion -Wfloat-conversion (firmware.WARNINGS), and no
+    """-Werror with -Wdouble-promotion -Wfloat-conversion (common.WARNINGS), and no
     double-precision soft-float routine anywhere in the link."""
     need_toolchain(target, qemu=False)
-    elf = csim.build_firmware(wide_model(), target, tmp_path)
+    elf = firmware.build_firmware(forms.make(wide_model()), target, tmp_path)
     size = firmware.firmware_size(elf)
     assert size.flash < 32_000 and size.ram < 12_000
     linked = firmware.map_file(elf).read_text()
@@ -201,7 +206,7 @@ class Board:
     def __init__(self, model: Model, target: str) -> None:
         need_toolchain(target)
         self.target = target
-        self.board = csim.CFirmwareBoard(model, target)
+        self.board = CFirmwareBoard(forms.make(model), target)
         self.url = self.board.start()
         self.link = Link(open_serial(self.url), self.url, timeout=20)
         self.ready = self.line(10)
@@ -293,25 +298,23 @@ def test_boards_answer_10000_pipelined_requests_bit_exact(boards, model):
     def burst(target: str) -> np.ndarray:
         b = boards(target)
         b.link.info = P.parse_line(b.ask(b"hello\n")[0])
-        Y = b.link.predict_many(X)  # `window` requests in flight, replies matched by id
+        Y = b.link.predict_many(forms.make(model), X)  # `window` requests in flight, replies matched by id
         assert b.ask(b"hello\n")[0].startswith("OK hello")  # and the loop goes on
         return Y
 
     for Y in both(burst):
-        assert P.ulp_distance(Y, model.predict32(X)).max() == 0
+        assert ulp_distance(Y, model.predict32(X)).max() == 0
 
 
 @pytest.mark.cross
 @pytest.mark.qemu
 @pytest.mark.slow
-def test_cli_check_on_sim_m0_and_sim_rv32_seed_model(tmp_path):
+def test_cli_check_on_sim_m0_and_sim_rv32_seed_model(tmp_path, people):
     """`boardnet check MODEL --port sim-m0` unchanged: 1,000 inputs, 0 ulp."""
-    from boardnet.demo import train_people
-
     for target in TARGETS:
         need_toolchain(target)
     path = tmp_path / "people.json"
-    train_people().save(path)
+    people.save(path)
 
     def run(target: str) -> dict:
         proc = subprocess.run(
@@ -345,44 +348,38 @@ def test_check_30_16_8_3_on_both_boards_is_bit_exact():
 @pytest.mark.cross
 @pytest.mark.qemu
 def test_sim_start_m0_stays_up_until_stop(tmp_path, monkeypatch, model):
-    from boardnet import cli, sim
-    from boardnet.link import open_link
-
     need_toolchain("m0")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     path = tmp_path / "seed.json"
     model.save(path)
-    assert cli.main(["sim", "start", "m0"]) == 2  # needs --model
-    assert cli.main(["sim", "start", "m0", "--model", str(path)]) == 0
+    assert main(["sim", "start", "m0"]) == 2  # needs --model
+    assert main(["sim", "start", "m0", "--model", str(path)]) == 0
     try:
-        (record,) = [r for r in sim.list_persistent() if r["kind"] == "m0"]
+        (record,) = [r for r in virtual.running() if r["kind"] == "m0"]
         assert record["extra"]["fingerprint"] == model.fingerprint()
         for _ in range(2):  # a second connection finds it still serving
             with open_link(record["port"], timeout=10) as link:
                 assert link.info.fingerprint == model.fingerprint() and link.info.runtime == "c"
-        assert sim.start_persistent("m0", model=model)["pid"] == record["pid"]  # same model: same board
+        assert virtual.start_persistent("m0", forms.make(model))["pid"] == record["pid"]  # same model: same board
     finally:
-        assert cli.main(["sim", "stop", "m0"]) == 0
-    assert not [r for r in sim.list_persistent() if r["kind"] == "m0"]
+        assert main(["sim", "stop", "m0"]) == 0
+    assert not [r for r in virtual.running() if r["kind"] == "m0"]
 
 
 @pytest.mark.cross
 @pytest.mark.qemu
-def test_integer_q15_model_on_both_boards_is_exact():
+def test_integer_q15_model_on_both_boards_is_exact(people):
     """An integer header: precision=q15 in hello, decimal int16 in and int32 out (machine
     form), raw decimals through the header's exact parser (human form)."""
-    from boardnet import quantize
-    from boardnet.demo import train_people
-
-    people = train_people()
-    q = quantize.quantize(people, "q15")
+    form = forms.make(people, "q15")
+    q = form.q
     X = np.random.default_rng(0).integers(-32768, 32768, size=(300, 2))  # (n, 2)
     raw = [("150.5", "65.25"), ("-1", "0"), ("0.000001", "99999.5")]
 
     def run(target: str) -> tuple[P.BoardInfo, list[str], list[str]]:
         b = Board.__new__(Board)
         need_toolchain(target)
-        b.target, b.board = target, csim.CFirmwareBoard(people, target, precision="q15")
+        b.target, b.board = target, CFirmwareBoard(form, target)
         b.url = b.board.start()
         b.link = Link(open_serial(b.url), b.url, timeout=20)
         try:
@@ -394,6 +391,6 @@ def test_integer_q15_model_on_both_boards_is_exact():
             b.close()
 
     for info, machine, human in both(run):
-        assert info.precision == "q15" and info.fingerprint == people.fingerprint("q15")
+        assert info.precision == "q15" and info.fingerprint == forms.make(people, "q15").fingerprint
         assert machine == [f"OK {i} {int(v)}" for i, v in enumerate(q.predict_int(X)[:, 0])]
         assert human == [f"OK {int(q.predict_int(np.array([q.parse_row(list(r))]))[0, 0])}" for r in raw]

@@ -17,9 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from boardnet import export
+from boardnet import codegen, forms
 from boardnet import quantize as Q
+from boardnet.codegen.mpy import MpyCrossMissing, mpy_cross_command
+from boardnet.commands.demo import HELD_OUT
 from boardnet.model import Model, Normalization, sigmoid
+from boardnet.names import c_prefix
 
 sys.path.insert(0, str(Path(__file__).parent))
 import mpwasm  # noqa: E402
@@ -152,7 +155,7 @@ def test_overflow_proof_holds_for_every_layer():
             worst = np.abs(layer.b) + np.abs(layer.W).sum(axis=1) * Q.X_BOUND
             assert int(worst.max()) == layer.bound < Q.ACC_LIMIT
             assert np.abs(layer.W).max() <= 32767
-            assert Q.c_bound(q, k) <= layer.bound
+            assert forms.make(model, "q15").c_bound(k) <= layer.bound
 
 
 def overflowing_model() -> Model:
@@ -188,6 +191,8 @@ def test_refuses_what_cannot_be_proved():
         Q.quantize(big_bias)
     with pytest.raises(Exception, match="unknown precision"):
         Q.quantize(MODELS["2-2-1"], "q7")
+    with pytest.raises(Exception, match="unknown precision"):
+        forms.make(MODELS["2-2-1"], "q7")
 
 
 @pytest.mark.cross
@@ -333,7 +338,7 @@ print(" ".join(out))
 
 def test_micropython_parser_under_cpython():
     cases = parse_cases()
-    module = load_module(export.render_micropython(MODELS["2-2-1"], precision="q15"))
+    module = load_module(codegen.render_micropython(forms.make(MODELS["2-2-1"], "q15")))
     got = []
     for e, c, s in cases:
         module.IN_EXP, module.IN_OFFSET = (e,), (c,)
@@ -352,7 +357,7 @@ def test_micropython_parser_under_webassembly():
     ok, why = mpwasm.available()
     need(ok, why)
     cases = [(e, c, s) for e, c, s in parse_cases() if s.isascii() and s == s.strip()]
-    files = {"mod.py": export.render_micropython(MODELS["2-2-1"], precision="q15"),
+    files = {"mod.py": codegen.render_micropython(forms.make(MODELS["2-2-1"], "q15")),
              "cases.txt": "".join(f"{e} {c} {s or '<empty>'}\n" for e, c, s in cases)}
     out = mpwasm.run(MP_PARSE_SCRIPT, files).split()
     got = [None if v == "ERR" else int(v) for v in out]
@@ -364,8 +369,8 @@ def test_micropython_parser_under_webassembly():
 
 # ---- C header -----------------------------------------------------------------------------------
 def compile_driver(model: Model, tmp: Path, flags: list[str]) -> Path:
-    header = export.export_c(model, tmp, precision="q15")
-    p = export.c_prefix(model.name)
+    header = codegen.export_c(forms.make(model, "q15"), tmp)
+    p = c_prefix(model.name)
     src = tmp / f"driver_{p}.c"
     src.write_text(DRIVER.format(header=header.name, p=p, P=p.upper()))
     exe = tmp / f"driver_{p}_{abs(hash(tuple(flags)))}"
@@ -402,10 +407,10 @@ def code_only(text: str) -> str:
 
 def test_generated_c_has_no_float_or_double():
     for model in [*MODELS.values(), hostile_model()]:
-        text = export.render_c(model, precision="q15")
+        text = codegen.render_c(forms.make(model, "q15"))
         assert not re.search(r"\b(float|double)\b", code_only(text))
     # with plain names the words appear nowhere, comments included
-    assert not re.search(r"float|double", export.render_c(MODELS["8-16-1"], precision="q15"))
+    assert not re.search(r"float|double", codegen.render_c(forms.make(MODELS["8-16-1"], "q15")))
 
 
 def hostile_model() -> Model:
@@ -421,8 +426,8 @@ def test_warning_free_on_every_target(target, tmp_path):
     cc = TARGETS[target]
     need_exe(cc[0])
     for model in [MODELS["2-2-1"], MODELS["30-16-8-3"], MODELS["4-8-2-linear"], hostile_model()]:
-        header = export.export_c(model, tmp_path, precision="q15")
-        p = export.c_prefix(model.name)
+        header = codegen.export_c(forms.make(model, "q15"), tmp_path)
+        p = c_prefix(model.name)
         src = tmp_path / f"use_{p}.c"
         src.write_text(
             f'#include "{header.name}"\n'
@@ -439,8 +444,8 @@ def test_warning_free_on_every_target(target, tmp_path):
 def test_two_models_in_one_program(tmp_path):
     need_exe("gcc")
     a, b = MODELS["2-2-1"], MODELS["8-16-1"]
-    ha = export.export_c(a, tmp_path, precision="q15")
-    hb = export.export_c(b, tmp_path, precision="q15")
+    ha = codegen.export_c(forms.make(a, "q15"), tmp_path)
+    hb = codegen.export_c(forms.make(b, "q15"), tmp_path)
     src = tmp_path / "two.c"
     src.write_text(
         f'#include <stdio.h>\n#include "{ha.name}"\n#include "{hb.name}"\n'
@@ -486,8 +491,8 @@ SOFT_FLOAT = re.compile(r"^(__aeabi_[fd]\w*|__aeabi_(i2f|ui2f|l2f|ul2f|i2d|ui2d|
 def test_cortex_m0plus_links_no_soft_float(key, tmp_path):
     need_exe("arm-none-eabi-gcc", "arm-none-eabi-nm")
     model = MODELS[key]
-    header = export.export_c(model, tmp_path, precision="q15")
-    p = export.c_prefix(model.name)
+    header = codegen.export_c(forms.make(model, "q15"), tmp_path)
+    p = c_prefix(model.name)
     src = tmp_path / "main.c"
     src.write_text(M0_MAIN.format(header=header.name, p=p, P=p.upper()))
     elf = tmp_path / "main.elf"
@@ -516,7 +521,7 @@ def load_module(source: str, name: str = "q15_model") -> types.ModuleType:
 def test_micropython_module_under_cpython(key, shape):
     model = MODELS[key]
     q = Q.quantize(model)
-    module = load_module(export.render_micropython(model, shape=shape, precision="q15"))
+    module = load_module(codegen.render_micropython(forms.make(model, "q15"), shape))
     assert module.SHAPE == shape and module.PRECISION == "q15"
     X = int_inputs(q, 3000 if shape == "straight" else 1000)
     got = np.array([module.predict(list(map(int, x))) for x in X])
@@ -526,10 +531,10 @@ def test_micropython_module_under_cpython(key, shape):
 def test_module_api_and_constants():
     model = MODELS["30-16-8-3"]
     q = Q.quantize(model)
-    module = load_module(export.render_micropython(model, precision="q15"))
+    module = load_module(codegen.render_micropython(forms.make(model, "q15")))
     assert (module.N_IN, module.N_OUT) == (30, 3)
-    assert module.FINGERPRINT == model.fingerprint("q15") == Q.fingerprint(model, q)
-    assert module.FINGERPRINT != model.fingerprint("f32")
+    assert module.FINGERPRINT == forms.make(model, "q15").fingerprint == model.fingerprint_of("q15", q.fingerprint_bytes())
+    assert module.FINGERPRINT != model.fingerprint()
     assert module.LABELS == ("0", "1", "2") and module.NAME == model.name
     assert module.OUT_FRAC_BITS == 15
     assert list(module.IN_EXP) == list(q.in_exp) and list(module.IN_OFFSET) == list(q.in_offset)
@@ -539,21 +544,21 @@ def test_module_api_and_constants():
     assert module.predict_raw(texts) == q.predict_int(q.parse_row(texts)).tolist()
     with pytest.raises(ValueError):
         module.predict_raw(["1e3"] * 30)
-    header = export.render_c(model, precision="q15")
-    assert f'#define NET_30_16_8_3_FINGERPRINT "{model.fingerprint("q15")}"' in header
+    header = codegen.render_c(forms.make(model, "q15"))
+    assert f'#define NET_30_16_8_3_FINGERPRINT "{forms.make(model, "q15").fingerprint}"' in header
     assert "#define NET_30_16_8_3_OUT_FRAC_BITS 15" in header
-    linear = load_module(export.render_micropython(MODELS["4-8-2-linear"], precision="q15"))
+    linear = load_module(codegen.render_micropython(forms.make(MODELS["4-8-2-linear"], "q15")))
     assert linear.OUT_FRAC_BITS == Q.quantize(MODELS["4-8-2-linear"]).layers[-1].frac_bits
 
 
 def test_rendering_is_deterministic_and_fingerprinted():
     model = MODELS["8-16-1"]
-    assert export.render_c(model, precision="q15") == export.render_c(model, precision="q15")
-    a = export.render_micropython(model, precision="q15")
-    assert a == export.render_micropython(model, precision="q15")
-    assert model.fingerprint("q15") in a
-    wider = Q.quantize(model, input_range=(np.full(8, -1e4), np.full(8, 1e4)))
-    assert Q.fingerprint(model, wider) != model.fingerprint("q15")
+    assert codegen.render_c(forms.make(model, "q15")) == codegen.render_c(forms.make(model, "q15"))
+    a = codegen.render_micropython(forms.make(model, "q15"))
+    assert a == codegen.render_micropython(forms.make(model, "q15"))
+    assert forms.make(model, "q15").fingerprint in a
+    wider = forms.make(model, "q15", input_range=(np.full(8, -1e4), np.full(8, 1e4)))
+    assert wider.fingerprint != forms.make(model, "q15").fingerprint
 
 
 def wasm_predict_script(n_in: int, n_out: int, n: int) -> str:
@@ -580,7 +585,7 @@ def test_micropython_webassembly_matches_the_reference(key):
     model = MODELS[key]
     q = Q.quantize(model)
     X = int_inputs(q)
-    files = {"mod.py": export.render_micropython(model, precision="q15"),
+    files = {"mod.py": codegen.render_micropython(forms.make(model, "q15")),
              "x.bin": X.astype("<i2").tobytes()}
     out = mpwasm.run(wasm_predict_script(q.n_in, q.n_out, len(X)), files)
     got = np.array([[int(v) for v in line.split()] for line in out.splitlines()])
@@ -588,10 +593,8 @@ def test_micropython_webassembly_matches_the_reference(key):
 
 
 # ---- the seed model ----------------------------------------------------------------------------
-def test_seed_model_still_tells_emily_from_frank(tmp_path):
-    from boardnet.demo import HELD_OUT, train_people
-
-    model = train_people()
+def test_seed_model_still_tells_emily_from_frank(tmp_path, people):
+    model = people
     q = Q.quantize(model)
     texts = {name: [f"{v:g}" for v in x] for name, x in HELD_OUT.items()}
     yq = {name: int(q.predict_int(q.parse_row(t))[0]) for name, t in texts.items()}
@@ -599,7 +602,7 @@ def test_seed_model_still_tells_emily_from_frank(tmp_path):
     assert model.classify(np.array([[yq["Frank"] / Q.ONE]])) == ["M"]
     y64 = model.predict(np.array(list(HELD_OUT.values())))[:, 0]
     assert abs(yq["Emily"] / Q.ONE - y64[0]) < 2e-3 and abs(yq["Frank"] / Q.ONE - y64[1]) < 2e-3
-    module = load_module(export.render_micropython(model, precision="q15"))
+    module = load_module(codegen.render_micropython(forms.make(model, "q15")))
     assert module.predict_raw(texts["Emily"]) == [yq["Emily"]]
     assert module.predict_raw(texts["Frank"]) == [yq["Frank"]]
     if shutil.which("gcc"):
@@ -610,10 +613,8 @@ def test_seed_model_still_tells_emily_from_frank(tmp_path):
 
 
 # ---- accuracy report and CLI ------------------------------------------------------------------
-def test_accuracy_report_agrees_on_a_trained_model():
-    from boardnet.demo import train_people
-
-    model = train_people()
+def test_accuracy_report_agrees_on_a_trained_model(people):
+    model = people
     report = Q.accuracy_report(model)
     assert report["max_error"] < 2e-3 and report["class_agreement"] > 0.99
     assert not report["warnings"]
@@ -635,10 +636,8 @@ def test_accuracy_report_names_the_layer_that_loses():
     assert report["warnings"] and "layer 2" in report["warnings"][0]
 
 
-def test_cli_export_q15(tmp_path):
-    from boardnet.demo import train_people
-
-    path = train_people().save(tmp_path / "people.json")
+def test_cli_export_q15(tmp_path, people):
+    path = people.save(tmp_path / "people.json")
     out = subprocess.run(
         [sys.executable, "-m", "boardnet.cli", "export", str(path), "--precision", "q15",
          "--c", str(tmp_path / "c"), "--micropython", str(tmp_path / "mp"), "--json"],
@@ -688,17 +687,16 @@ def test_micropython_predict_allocates_nothing(shape):
     ok, why = mpwasm.available()
     need(ok, why)
     model = MODELS["8-16-1"]
-    files = {"mod.py": export.render_micropython(model, shape=shape, precision="q15")}
+    files = {"mod.py": codegen.render_micropython(forms.make(model, "q15"), shape)}
     # any allocation per call would show 90 times over (>= 1,440 B); one 16 B block of noise
     assert abs(int(mpwasm.run(HEAP_SCRIPT, files, timeout=120))) <= 16
 
 
 def test_mpy_cross_compiles_the_integer_module(tmp_path):
     try:
-        export.mpy_cross_command()
-    except export.MpyCrossMissing as e:
+        mpy_cross_command()
+    except MpyCrossMissing as e:
         need(False, str(e))
     for args in ((), ("-march=armv6m", "-X", "emit=native")):
-        path = export.export_micropython(MODELS["2-2-1"], tmp_path, mpy=True, mpy_args=args,
-                                         precision="q15")
+        path = codegen.export_micropython(forms.make(MODELS["2-2-1"], "q15"), tmp_path, mpy=True, mpy_args=args)
         assert path.with_suffix(".mpy").stat().st_size > 0

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import seed_model
 
-from boardnet import export
-from boardnet import protocol as P
+from boardnet import codegen, forms
+from boardnet.link import protocol as P
 from boardnet.model import Model
+from boardnet.numerics import ulp_distance
 from boardnet.resources import micropython_dir
 
 SERVE = micropython_dir() / "boardnet_serve.py"
@@ -33,13 +35,13 @@ def load(path: Path, name: str):
 
 @pytest.fixture(scope="module")
 def model() -> Model:
-    return Model.from_arrays([[[1.5, -2.0], [0.5, 0.25]], [[1.0, -1.0]]], [[0.1, -0.2], [0.3]], name="seed")
+    return seed_model()
 
 
 @pytest.fixture(scope="module")
 def served(model, tmp_path_factory):
     folder = tmp_path_factory.mktemp("board")
-    path = export.export_micropython(model, folder)
+    path = codegen.export_micropython(forms.make(model), folder)
     return load(SERVE, "boardnet_serve_under_test"), load(path, "boardnet_model_under_test"), path
 
 
@@ -62,14 +64,14 @@ def test_ready_then_hello(served, model):
 
 def test_machine_form_matches_predict32_bit_for_bit(served, model):
     X = np.random.default_rng(0).uniform(-5, 5, size=(200, 2)).astype(np.float32)
-    data = b"".join(P.encode_predict(i, x) for i, x in enumerate(X))
+    data = b"".join(P.encode_predict(i, forms.make(model).encode(x)) for i, x in enumerate(X))
     lines = run(served, data)[1:]
     assert len(lines) == 200
-    Y = np.array([P.decode_values(P.parse_line(s).words, 1) for s in lines])
+    Y = np.array([P.decode_outputs(forms.make(model), P.parse_line(s).words, 1) for s in lines])
     assert [P.parse_line(s).rid for s in lines] == list(range(200))
     # CPython, like the virtual board, runs the module in float64: within the export's bound
-    assert np.all(np.abs(Y - model.predict32(X)) <= export.micropython_double_bound(model, X))
-    assert P.ulp_distance(Y, model.predict32(X)).max() <= 8
+    assert np.all(np.abs(Y - model.predict32(X)) <= forms.make(model).double_bound(X))
+    assert ulp_distance(Y, model.predict32(X)).max() <= 8
 
 
 def test_human_form_and_time(served, model):
@@ -156,11 +158,10 @@ def test_through_pipes_in_a_process(served):
 
 
 def test_q15_machine_inputs_are_int16_and_human_inputs_use_the_models_parser(model, tmp_path):
-    from boardnet.quantize import quantize
-
-    path = export.export_micropython(model, tmp_path, precision="q15")
+    form = forms.make(model, "q15")
+    path = codegen.export_micropython(form, tmp_path)
     served = (load(SERVE, "boardnet_serve_q15"), load(path, "boardnet_model_q15"), path)
-    q = quantize(model, "q15")
+    q = form.q
     xq = q.parse_row(["1.5", "-2.25"])
     lines = run(served, b"x 1 %d %d\nx 2 40000 0\n1.5 -2.25\n1.5e3 0\n" % tuple(xq))
     assert lines[0].startswith("READY ") and "precision=q15" in lines[0]

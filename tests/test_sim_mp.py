@@ -13,10 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import need
+from conftest import need_node
 
-from boardnet import sim
+from boardnet import virtual
 from boardnet.errors import BoardError, UsageError
+from boardnet.virtual import node, records
+from boardnet.virtual.wasm import MicroPythonSim
 
 SERVE_LOOP = """\
 import sys
@@ -26,14 +28,6 @@ while True:
     count += 1
     sys.stdout.write('echo:' + line)
 """
-
-
-def need_node() -> None:
-    need(shutil.which("node") is not None, "node (Node.js) is not on PATH")
-    need(
-        sim._has_wasm(sim.SIM_DIR / "node_modules"),
-        "MicroPython WebAssembly build missing: npm ci --prefix host/boardnet/sim",
-    )
 
 
 def mpremote(port: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -60,7 +54,7 @@ def read_until(ser, ending: bytes, timeout: float = 5.0) -> bytes:
 def board(tmp_path_factory):
     need_node()
     fs = tmp_path_factory.mktemp("board-fs")
-    with sim.MicroPythonSim(fs) as s:
+    with MicroPythonSim(fs) as s:
         yield s
 
 
@@ -169,13 +163,13 @@ def test_ctrl_c_stops_code_that_never_checks(board):
 def test_bridge_restart_keeps_files(tmp_path):
     need_node()
     fs = tmp_path / "flash"
-    with sim.MicroPythonSim(fs) as first:
+    with MicroPythonSim(fs) as first:
         mpremote(first.port, "exec", "open('model.py', 'w').write('N_IN = 3')")
         assert first.link.resolve() == Path(first.port)
     assert not first.running
-    with sim.MicroPythonSim() as second:
+    with MicroPythonSim() as second:
         assert mpremote(second.port, "exec", "import os; print(os.listdir())").stdout == "[]\n"
-    with sim.MicroPythonSim(fs) as third:
+    with MicroPythonSim(fs) as third:
         out = mpremote(third.port, "exec", "import model; print(model.N_IN)")
         assert out.stdout == "3\n"
 
@@ -184,46 +178,46 @@ def test_bridge_restart_keeps_files(tmp_path):
 def test_persistent_start_list_stop(tmp_path, monkeypatch):
     need_node()
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    assert sim.list_persistent() == []
-    record = sim.start_persistent("mp")
+    assert virtual.running() == []
+    record = virtual.start_persistent("mp")
     try:
         assert record["kind"] == "mp" and record["port"].startswith("/dev/")
         assert set(record) >= {"kind", "pid", "port", "started", "fs_dir", "extra"}
-        assert sim.start_persistent("mp") == record  # already running: the same board
-        assert sim.list_persistent() == [record]
+        assert virtual.start_persistent("mp") == record  # already running: the same board
+        assert virtual.running() == [record]
         assert mpremote(record["port"], "exec", "print('up')").stdout == "up\n"
         assert Path(record["fs_dir"]).is_dir()
     finally:
-        stopped = sim.stop_persistent()
+        stopped = virtual.stop_persistent()
     assert [r["pid"] for r in stopped] == [record["pid"]]
-    assert sim.list_persistent() == []
-    assert not sim._alive(record["pid"])
+    assert virtual.running() == []
+    assert not records.alive(record["pid"])
 
 
 def test_persistent_unknown_kind(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     with pytest.raises(UsageError, match="no virtual board of kind 'z80'"):
-        sim.start_persistent("z80")
+        virtual.start_persistent("z80")
 
 
 def test_dead_records_are_pruned(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    sim.write_record(
+    records.write(
         {"kind": "m0", "pid": dead.pid, "port": "socket://localhost:1", "started": "",
          "fs_dir": None, "extra": {}}
     )  # fmt: skip
-    assert sim.list_persistent() == []
-    assert not (sim.sims_dir() / "m0.json").exists()
+    assert virtual.running() == []
+    assert not (records.sims_dir() / "m0.json").exists()
 
 
 def test_missing_node_is_a_clear_board_error(tmp_path, monkeypatch):
     pkg = tmp_path / "pkg"
     pkg.mkdir()
-    shutil.copy(sim.SIM_DIR / "package.json", pkg)
-    shutil.copy(sim.SIM_DIR / "package-lock.json", pkg)
+    shutil.copy(node.NODE_DIR / "package.json", pkg)
+    shutil.copy(node.NODE_DIR / "package-lock.json", pkg)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(sim.shutil, "which", lambda name: None)
-    with pytest.raises(BoardError, match="needs Node.js"):
-        sim.ensure_node_modules(pkg)
+    monkeypatch.setattr(node.shutil, "which", lambda name: None)
+    with pytest.raises(BoardError, match="need Node.js"):
+        node.ensure_node_modules(pkg)

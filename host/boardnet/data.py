@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, UsageError
 
 MAX_CLASSES_WITHOUT_REGRESSION = 20
 
@@ -208,8 +209,6 @@ def read_inputs(path: str | Path, features: tuple[str, ...]) -> np.ndarray:
 
 
 def parse_inputs(text: str | None, features: tuple[str, ...], source: str = "-") -> np.ndarray:
-    import sys
-
     if text is None:
         text = sys.stdin.read()
     lines = [(i, ln) for i, ln in enumerate(text.splitlines(), 1) if ln.strip()]
@@ -246,8 +245,6 @@ def parse_inputs(text: str | None, features: tuple[str, ...], source: str = "-")
 
 def rows_from_values(values: list[str], n_in: int) -> np.ndarray:
     """Rows from numbers given on a command line or typed: "1 2", "1,2" or "1,2 3,4"."""
-    from .errors import UsageError
-
     numbers = []
     for v in values:
         for part in v.replace(",", " ").split():
@@ -266,10 +263,6 @@ def rows_from_values(values: list[str], n_in: int) -> np.ndarray:
 def typed_rows(n_in: int, banner: str):
     """Rows a person types at a prompt (or a pipe feeds), until end of input; a bad line is
     reported on stderr and skipped, so one typo does not end the session."""
-    import sys
-
-    from .errors import UsageError
-
     tty = sys.stdin.isatty()
     if tty:
         print(banner)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,8 @@ import numpy as np
 
 from . import __version__
 from .errors import ModelError
+from .files import write_atomic
+from .numerics import forward32
 
 SCHEMA = 1
 FORMAT = "boardnet-model"
@@ -169,24 +169,23 @@ class Model(Stack):
 
     def predict32(self, X: np.ndarray) -> np.ndarray:
         """float32 outputs, bit for bit what the generated C computes (docs/design.md)."""
-        from .numerics import forward32
-
         return forward32(self.folded32(), X)
 
-    def fingerprint(self, precision: str = "f32") -> str:
-        """16 hex digits over everything that changes an output on the board."""
+    def fingerprint(self) -> str:
+        """16 hex digits over everything that changes a float32 board's output."""
+        parts = []
+        for layer in self.folded32():
+            parts += [layer.activation.encode(), layer.W.astype("<f4").tobytes(),
+                      layer.b.astype("<f4").tobytes()]
+        return self.fingerprint_of("f32", b"".join(parts))
+
+    def fingerprint_of(self, precision: str, parameters: bytes) -> str:
+        """The fingerprint of one form of the model: what the outputs mean (task, sizes,
+        labels) and the form's own parameters (forms.F32, forms.Q15)."""
         h = hashlib.sha256()
         h.update(f"boardnet/{precision}/{self.task}/{self.sizes}\n".encode())
         h.update(json.dumps([self.labels, self.outputs]).encode())
-        if precision == "f32":
-            for layer in self.folded32():
-                h.update(layer.activation.encode())
-                h.update(layer.W.astype("<f4").tobytes())
-                h.update(layer.b.astype("<f4").tobytes())
-        else:
-            from .quantize import quantize  # integer models hash their integer parameters
-
-            h.update(quantize(self, precision).fingerprint_bytes())
+        h.update(parameters)
         return h.hexdigest()[:16]
 
     def with_name(self, name: str) -> Model:
@@ -252,7 +251,7 @@ class Model(Stack):
                 "scale": self.normalization.scale.tolist(),
             },
             "layers": [{"W": layer.W.tolist(), "b": layer.b.tolist()} for layer in self.layers],
-            "fingerprint": self.fingerprint("f32"),
+            "fingerprint": self.fingerprint(),
             "training": self.training,
         }
 
@@ -341,9 +340,9 @@ class Model(Stack):
         )
         validate(model, source)
         stored = d.get("fingerprint")
-        if stored is not None and stored != model.fingerprint("f32"):
+        if stored is not None and stored != model.fingerprint():
             raise bad(
-                f"fingerprint {stored} does not match the weights ({model.fingerprint('f32')}); "
+                f"fingerprint {stored} does not match the weights ({model.fingerprint()}); "
                 "the file was edited or corrupted"
             )
         return model
@@ -385,31 +384,3 @@ def validate(model: Model, source: str = "model") -> None:
 
 def _reject_constant(name: str) -> float:
     raise ValueError(f"non-finite number {name}")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, data: str | bytes) -> Path:
-    """Write to a temporary file beside `path`, then rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8", "newline": "\n"})) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path

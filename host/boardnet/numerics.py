@@ -128,3 +128,12 @@ def forward32(layers: Sequence[Any], X: Any) -> np.ndarray:
         else:
             raise ValueError(f"unknown activation {layer.activation!r}")
     return a[0] if single else a
+
+
+def ulp_distance(a: Any, b: Any) -> np.ndarray:
+    """How many float32 values lie between a and b (0 = same bits; -0 and +0 are 0 apart)."""
+    def ordered(v: Any) -> np.ndarray:
+        i = np.ascontiguousarray(v, dtype=f32).view(np.int32).astype(np.int64)
+        return np.where(i < 0, -(i & 0x7FFFFFFF), i)
+
+    return np.abs(ordered(a) - ordered(b))

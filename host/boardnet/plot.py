@@ -7,7 +7,7 @@ from pathlib import Path
 from .errors import UsageError
 
 
-def _pyplot():
+def pyplot():
     try:
         import matplotlib
 
@@ -20,7 +20,7 @@ def _pyplot():
 
 def plot_loss(model, path: str | Path) -> Path:
     """The training (and validation) loss per epoch, on a log scale."""
-    plt = _pyplot()
+    plt = pyplot()
     history = model.training.get("history", {})
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     ax.plot(range(1, len(history.get("loss", [])) + 1), history.get("loss", []), label="training")
@@ -36,7 +36,7 @@ def plot_loss(model, path: str | Path) -> Path:
 
 def save_png(fig, path: str | Path) -> Path:
     """Save a figure atomically (a temporary file renamed over `path`) and close it."""
-    plt = _pyplot()
+    plt = pyplot()
     fig.tight_layout()
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp.png")

@@ -4,7 +4,7 @@ The RP2040 (Cortex-M0+) and the ESP32-C3 have no FPU; every float operation is a
 routine. A q15 model runs on integer multiplies, adds and shifts only. This module is the
 reference: the generated C header (templates/model_q15.h.j2) and MicroPython module
 (templates/model_q15.py.j2) compute exactly `QuantizedModel.predict_int` and
-`QuantizedModel.parse_input`, to the bit (docs/integer-models.md).
+`QuantizedModel.parse_input`, to the bit (docs/integer-models.md); forms/q15.py renders them.
 
 Formats
 - Input j (raw units) -> int16 `xq = sat(round(x * 2^e_j) - c_j)`, |xq| <= 32767, round half
@@ -28,8 +28,6 @@ Every partial sum, in any order, is then inside int32 (C) and a MicroPython smal
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -39,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError
-from .model import Stack, Weighted
+from .model import Stack, Weighted, sigmoid
 
 PRECISIONS = ("q15",)
 ARITHMETIC = "boardnet-q15-v1"  # a new arithmetic gets a new name (and fingerprint)
@@ -361,16 +359,6 @@ def quantize(
     )
 
 
-def fingerprint(model: Any, q: QuantizedModel) -> str:
-    """Model.fingerprint(precision) for a quantisation with any input range (the same bytes
-    hashed in the same order; equal to model.fingerprint("q15") for the default range)."""
-    h = hashlib.sha256()
-    h.update(f"boardnet/{q.precision}/{model.task}/{model.sizes}\n".encode())
-    h.update(json.dumps([model.labels, model.outputs]).encode())
-    h.update(q.fingerprint_bytes())
-    return h.hexdigest()[:16]
-
-
 # ---- accuracy report -------------------------------------------------------------------------------
 MARGIN = 0.01  # more error than this (probability, or fraction of the output's spread) warns
 
@@ -422,8 +410,6 @@ def accuracy_report(model: Any, q: QuantizedModel | None = None, X: Any = None,
 
 def _worst_layer(model: Any, q: QuantizedModel, X: np.ndarray, y64: np.ndarray) -> tuple[int, float]:
     """The layer whose weight rounding alone moves the float64 outputs most."""
-    from .model import sigmoid
-
     errors = []
     for k in range(len(q.layers)):
         a = np.atleast_2d(q.quantize_inputs(X)).astype(np.float64)
@@ -451,155 +437,6 @@ def _effective(model: Any, q: QuantizedModel, m: int) -> tuple[np.ndarray, np.nd
         return Wn * scale_in, first.b + Wn @ (raw_off - norm.shift)
     layer = model.layers[m]
     return layer.W * 2.0**-15, layer.b
-
-
-# ---- generated code (rendered by boardnet.export with precision="q15") ------------------------------
-C_UNROLL_MAX_WEIGHTS = 16  # layers with up to this many weights are straight-line C (bench_q15.py)
-MP_STRAIGHT_MAX_PARAMS = 400  # as the float module: straight-line MicroPython up to this size
-
-
-def _common_context(model: Any, q: QuantizedModel) -> dict[str, Any]:
-    from . import __version__
-    from .export import comment_text
-
-    return {
-        "version": __version__,
-        "name_comment": comment_text(model.name),
-        "model_comment": comment_text(model.name),
-        "fingerprint": fingerprint(model, q),
-        "sizes_text": "-".join(str(s) for s in model.sizes),
-        "activations_text": ", ".join(layer.activation for layer in model.layers),
-        "n_in": model.n_in,
-        "n_out": model.n_out,
-        "out_frac_bits": q.out_frac_bits,
-        "last_sigmoid": q.layers[-1].activation == "sigmoid",
-        "sigmoid_table": list(SIGMOID_TABLE),
-        "sigmoid_half": [v - ONE // 2 for v in SIGMOID_TABLE],
-        "z_frac": Z_FRAC,
-        "table_bits": TABLE_BITS,
-        "sigmoid_max_error": f"{SIGMOID_MAX_ERROR:.2e}",
-        "in_exp": list(q.in_exp),
-        "in_g": [e + 1 for e in q.in_exp],
-        "in_c": list(q.in_offset),
-    }
-
-
-HALF = ONE // 2
-
-
-def c_biases(q: QuantizedModel, k: int) -> np.ndarray:
-    """Layer k's biases as the C header holds them: layers after the first take centred
-    activations a - 16384, so b + 16384 * sum_j W[i][j] (exact: the same acc)."""
-    layer = q.layers[k]
-    return layer.b if k == 0 else layer.b + HALF * layer.W.sum(axis=1)
-
-
-def c_bound(q: QuantizedModel, k: int) -> int:
-    """max |partial sum| in the C code: |b'| + sum |W| * bound on its inputs; < 2^30 because
-    |b + 16384 sum W| + 16384 sum |W| <= |b| + 32768 sum |W| (the proved bound)."""
-    layer = q.layers[k]
-    x = X_BOUND if k == 0 else HALF
-    bound = int((np.abs(c_biases(q, k)) + np.abs(layer.W).sum(axis=1) * x).max())
-    assert bound <= layer.bound < ACC_LIMIT
-    return bound
-
-
-def c_context(model: Any, q: QuantizedModel | None = None,
-              unroll_max_weights: int = C_UNROLL_MAX_WEIGHTS) -> dict[str, Any]:
-    """Everything model_q15.h.j2 needs, already escaped."""
-    from .export import c_prefix, c_string, comment_text
-
-    q = q or quantize(model)
-    prefix = c_prefix(model.name)
-    ctx = _common_context(model, q)
-    hidden = [layer.n_out for layer in q.layers[:-1]]
-    buffers = [max(hidden[0::2], default=0), max(hidden[1::2], default=0)]
-    layers = []
-    unrolled = [layer.n_in * layer.n_out <= unroll_max_weights for layer in q.layers]
-    for k, layer in enumerate(q.layers):
-        last = k == len(q.layers) - 1
-        next_unrolled = not last and unrolled[k + 1]
-        layers.append({
-            "k": k + 1,
-            "n_in": layer.n_in,
-            "n_out": layer.n_out,
-            "activation": layer.activation,
-            "frac_bits": layer.frac_bits,
-            "shift": layer.shift,
-            "W": [[str(int(v)) for v in row] for row in layer.W],
-            "b": [str(int(v)) for v in c_biases(q, k)],
-            "bound": c_bound(q, k),
-            "unrolled": unrolled[k],
-            "src": "xq" if k == 0 else f"h{(k - 1) % 2}",
-            "dst": "yq" if last else f"h{k % 2}",
-            # hidden activations are kept centred (sigmoid - 1/2), so they fit int16; the
-            # output layer adds the 1/2 back
-            "store": ("%s" if layer.activation != "sigmoid" else "16384 + %s") if last
-            else "(int16_t)%s" if not next_unrolled else "%s",
-        })
-    ctx.update({
-        "prefix": prefix,
-        "PREFIX": prefix.upper(),
-        "guard": f"BOARDNET_{prefix.upper()}_{ctx['fingerprint'].upper()}_H",
-        "output_comments": [comment_text(f"yq[{i}]: {t}") for i, t in enumerate(model.outputs)],
-        "features": [c_string(s) for s in model.features],
-        "outputs": [c_string(s) for s in model.outputs],
-        "labels": [c_string(s) for s in model.labels],
-        "layers": layers,
-        # int32 when every reader is unrolled (no sign extension), else int16 for the dot helper
-        "buffers": [size for size in buffers if size],
-        "buffer_types": ["int16_t" if any(not unrolled[k + 1] for k in range(len(hidden)) if k % 2 == n)
-                         else "int32_t" for n in range(2)],
-        "any_loop": any(not layer["unrolled"] for layer in layers),
-    })
-    return ctx
-
-
-def micropython_context(model: Any, q: QuantizedModel | None = None,
-                        shape: str = "auto") -> dict[str, Any]:
-    """Everything model_q15.py.j2 needs, already escaped."""
-    from .export import MP_SHAPES, micropython_module, py_string
-
-    if shape not in MP_SHAPES:
-        raise ValueError(f"shape must be one of {MP_SHAPES}, not {shape!r}")
-    q = q or quantize(model)
-    ctx = _common_context(model, q)
-    n_params = sum(layer.W.size + layer.b.size for layer in q.layers)
-    if shape == "auto":
-        shape = "straight" if n_params <= MP_STRAIGHT_MAX_PARAMS else "loop"
-    elif shape == "rows":
-        shape = "loop"  # the integer module has two shapes; its loop already walks rows
-    input_vars = [f"x{j}" for j in range(model.n_in)]
-    src = input_vars
-    layers = []
-    for li, layer in enumerate(q.layers):
-        last = li == len(q.layers) - 1
-        dst = [f"y{i}" if last else f"h{li + 1}_{i}" for i in range(layer.n_out)]
-        neurons = [
-            {"out": dst[i], "bias": int(layer.b[i]),
-             "terms": [(int(layer.W[i, j]), src[j]) for j in range(layer.n_in)]}
-            for i in range(layer.n_out)
-        ]
-        layers.append({
-            "n_in": layer.n_in, "n_out": layer.n_out, "activation": layer.activation,
-            "shift": layer.shift, "neurons": neurons,
-            "W": [[int(v) for v in row] for row in layer.W], "b": [int(v) for v in layer.b],
-        })
-        src = dst
-    ctx.update({
-        "module": micropython_module(model.name),
-        "fingerprint_literal": py_string(ctx["fingerprint"]),
-        "version_literal": py_string(ctx["version"]),
-        "name": py_string(model.name),
-        "features": [py_string(s) for s in model.features],
-        "labels": [py_string(s) for s in model.labels],
-        "outputs": [py_string(s) for s in model.outputs],
-        "shape": shape,
-        "layers": layers,
-        "input_vars": input_vars,
-        "output_vars": src,
-    })
-    return ctx
 
 
 def format_report(report: dict[str, Any]) -> list[str]:

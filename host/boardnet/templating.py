@@ -31,3 +31,12 @@ def python_environment() -> jinja2.Environment:
 def render(template: str, **context) -> str:
     """Render a Python template."""
     return python_environment().get_template(template).render(**context)
+
+
+@cache
+def helper(name: str) -> str:
+    """A helper source file under templates/ (real C, compiled and tested on its own), as
+    text for a template to copy in whole: no jinja syntax is read inside it."""
+    loader = environment().loader
+    assert loader is not None
+    return loader.get_source(environment(), name)[0]

@@ -25,10 +25,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
 from .data import Dataset, stratified_split
 from .errors import DataError, UsageError
 from .model import Layer, Model, Normalization
+from .templating import render
 
 LOSSES = ("mse", "bce")
 INITS = ("xavier", "normal")
@@ -111,8 +113,6 @@ _compiled: dict[tuple, Callable] = {}
 def _scalar_epoch_fn(sizes: list[int], loss: str, output: str) -> Callable:
     key = (tuple(sizes), loss, output)
     if key not in _compiled:
-        from .templating import render
-
         names = []
         for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]), 1):
             names += [f"w{layer}_{i}_{j}" for i in range(n_out) for j in range(n_in)]
@@ -287,8 +287,6 @@ def train(data: Dataset, cfg: TrainConfig, progress: bool = False) -> Model:
     history = History()
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=cfg.epochs, unit="epoch", leave=False, dynamic_ncols=True)
     started = time.perf_counter()
     n_train, n_out = len(Xt), sizes[-1]

@@ -72,6 +72,9 @@ static const float seed_2_2_1_b2[1] = {
 
 #ifndef BOARDNET_SIGMOID_V1_DEFINED
 #define BOARDNET_SIGMOID_V1_DEFINED
+
+#include <stdint.h>
+
 /* boardnet's float32 sigmoid, shared by every boardnet header (identical copies; the
  * first one included defines it). It is boardnet.numerics.sigmoid32 operation for
  * operation, so it does not depend on the C library's expf, and costs one division.
@@ -79,6 +82,9 @@ static const float seed_2_2_1_b2[1] = {
  *
  *   t = -|x|;  e = exp(t) = 2^k * 2^(j/16) * 2^(r/16), r in [-1/2, 1/2]
  *   sigmoid(x) = 1 / (1 + e) for x >= 0, and e / (1 + e) = e * (1 / (1 + e)) for x < 0
+ *
+ * This file is copied into every exported float32 header; its constants are the bit
+ * patterns of boardnet/numerics.py (tests/test_helpers_c.py holds the two together).
  */
 static const float boardnet_exp2_16_v1[16] = { /* 2^(j/16) */
     1.00000000e+00f, 1.04427373e+00f, 1.09050775e+00f, 1.13878858e+00f,

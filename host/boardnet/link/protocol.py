@@ -1,8 +1,9 @@
 """The boardnet wire protocol, version 1 (docs/protocol.md): encoders and parsers.
 
-Pure functions on lines; `link.py` moves them over a port. Machine traffic carries float32
-values as 8 hex digits of their bits, most significant first (`c0e00000` = -7.0), so nothing
-is re-rounded between host and board.
+Pure functions on lines; session.py moves them over a port. What a request's values look
+like is the model's form's business (forms.F32: 8 hex digits of float32 bits, most
+significant first, `c0e00000` = -7.0; forms.Q15: decimal integers), so nothing is re-rounded
+between host and board.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import BoardError
+from ..errors import BoardError
+from ..forms import Form
 
 PROTOCOL_VERSION = 1
 ID_MAX = 65535
@@ -51,39 +53,17 @@ class ErrorReply(LinkError):
         super().__init__(f"the board answered ERR {code} {message}{what}")
 
 
-# ---- float32 <-> hex -------------------------------------------------------------------
-def f32_to_hex(v: float) -> str:
-    """8 hex digits: the uint32 of the float32 bits, most significant first."""
-    return f"{int(np.array(v, dtype=np.float32).view(np.uint32)):08x}"
-
-
-def hex_to_f32(h: str) -> np.float32:
-    if len(h) != 8:
-        raise ValueError(f"{h!r} is not 8 hex digits")
-    return np.array(int(h, 16), dtype=np.uint32).view(np.float32)[()]
-
-
-def hex_row(x: np.ndarray) -> str:
-    """Inputs (n_in,) as space-separated hex words."""
-    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
-    return " ".join(f"{int(b):08x}" for b in bits)
-
-
 # ---- requests --------------------------------------------------------------------------
 def encode_hello() -> bytes:
     return b"hello\n"
 
 
-def encode_predict(rid: int, x: np.ndarray) -> bytes:
-    """`x <id> <h> ...` for float32 inputs x (n_in,)."""
+def encode_predict(rid: int, inputs: str) -> bytes:
+    """`x <id> <inputs>`: the inputs as the model's form encodes them (forms.Form.encode:
+    8 hex digits of float32 bits each, or decimal integers for integer models)."""
     if not 0 <= rid <= ID_MAX:
         raise ValueError(f"id {rid} outside 0..{ID_MAX}")
-    return f"x {rid} {hex_row(x)}\n".encode("ascii")
-
-
-def encode_predict_int(rid: int, x) -> bytes:
-    """The integer-model form: decimal integers in place of hex."""
-    return f"x {rid} {' '.join(str(int(v)) for v in x)}\n".encode("ascii")
+    return f"x {rid} {inputs}\n".encode("ascii")
 
 
 def encode_time(n: int) -> bytes:
@@ -242,24 +222,13 @@ def parse_line(line: str):
     return Noise(text)
 
 
-def decode_values(words: tuple[str, ...], n_out: int, integer: bool = False) -> np.ndarray:
-    """The output words of a machine reply -> float32 (n_out,) (or int64 for integer models)."""
+def decode_outputs(form: Form, words: tuple[str, ...], n_out: int) -> np.ndarray:
+    """The output words of a machine reply -> the form's board outputs (n_out,)."""
     if len(words) != n_out:
         raise LinkError(f"the board sent {len(words)} outputs, the model has {n_out}: {' '.join(words)!r}")
     try:
-        if integer:
-            return np.array([int(w) for w in words], dtype=np.int64)
-        if any(len(w) != 8 for w in words):
-            raise ValueError
-        return np.array([int(w, 16) for w in words], dtype=np.uint32).view(np.float32)
+        return form.decode(words)
     except ValueError:
-        raise LinkError(f"the board sent outputs that are not 8 hex digits: {' '.join(words)!r}") from None
-
-
-def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """How many float32 values lie between a and b (0 = same bits; -0 and +0 are 0 apart)."""
-    def ordered(v: np.ndarray) -> np.ndarray:
-        i = np.ascontiguousarray(v, dtype=np.float32).view(np.int32).astype(np.int64)
-        return np.where(i < 0, -(i & 0x7FFFFFFF), i)
-
-    return np.abs(ordered(a) - ordered(b))
+        raise LinkError(
+            f"the board sent outputs that are not {form.wire_values}: {' '.join(words)!r}"
+        ) from None

@@ -1,8 +1,10 @@
-"""Run firmware on an emulated board: QEMU with its serial port on a local TCP socket.
+"""Emulated boards running boardnet's C firmware: QEMU with its serial port on a local TCP
+socket (firmware/README.md says what these boards prove and what they do not).
 
-    with Emulator() as emu:
+    with CFirmwareBoard(form, "m0") as board:  # the firmware built with the form's header
+        link = open_link(board.url)
+    with Emulator() as emu:                    # any firmware ELF
         url = emu.start("m0", elf)              # "socket://127.0.0.1:PORT"
-        link = serial.serial_for_url(url, timeout=2)
 
 QEMU listens with ``wait=on``: the machine starts only when the first client connects, so
 no byte the firmware sends at boot is lost and the run is the same every time. Timing is
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import atexit
 import collections
+import ctypes
+import datetime
 import os
 import signal
 import socket
@@ -22,9 +26,15 @@ import threading
 import time
 from pathlib import Path
 
-from boardnet.errors import BoardError
-from boardnet.firmware import ICOUNT_SHIFT, target_info
+from ..errors import BoardError
+from ..firmware.emulated import ICOUNT_SHIFT, build_firmware, target_info
+from ..forms import Form
+from . import records
 
+KINDS = {
+    "m0": "emulated Cortex-M0 board (QEMU microbit), C firmware: the Pico's stand-in",
+    "rv32": "emulated RISC-V board (QEMU virt, rv32imc), C firmware: the ESP32-C3's stand-in",
+}
 MACHINE_ARGS: dict[str, tuple[str, ...]] = {
     "m0": ("-M", "microbit"),
     # No FPU and no atomics: the ESP32-C3 is rv32imc. 16M covers virt.ld's 4M + 400K.
@@ -199,8 +209,6 @@ def _free_port() -> int:
 
 def _die_with_parent(parent_pid: int):
     def preexec() -> None:
-        import ctypes
-
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
         if os.getppid() != parent_pid:  # the parent died before prctl took effect
@@ -213,3 +221,90 @@ def _die_with_parent(parent_pid: int):
 def _stop_all() -> None:
     for emu in list(_running):
         emu.stop()
+
+
+class CFirmwareBoard:
+    """A fresh emulated board running the C firmware built with `form`; `stop()` ends it."""
+
+    runtime = "c"
+
+    def __init__(self, form: Form, target: str) -> None:
+        if target not in KINDS:
+            raise BoardError(f"unknown emulated board {target!r}; expected one of {', '.join(KINDS)}")
+        self.form = form
+        self.kind = self.target = target
+        self.description = KINDS[target]
+        self.emulator = Emulator()
+        self.url: str | None = None
+
+    def start(self, timeout: float = 10.0) -> str:
+        elf = build_firmware(self.form, self.target)
+        self.url = self.emulator.start(self.target, elf, timeout=timeout)
+        return self.url
+
+    def stop(self) -> None:
+        self.emulator.stop()
+        self.url = None
+
+    def __enter__(self) -> CFirmwareBoard:
+        if self.url is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_persistent(kind: str, form: Form, timeout: float = 20.0) -> dict:
+    """A detached emulated board of `kind` running the firmware built with `form`, which
+    outlives this process; its record. The running board of this kind is kept when it
+    serves this form's model, and stopped first when it serves another."""
+    if kind not in KINDS:
+        raise BoardError(f"unknown emulated board {kind!r}; expected one of {', '.join(KINDS)}")
+    running = records.find(kind)
+    if running is not None:
+        if (running.get("extra") or {}).get("fingerprint") == form.fingerprint:
+            return running
+        records.stop(kind)
+    elf = build_firmware(form, kind)
+    home = records.sims_dir() / kind
+    home.mkdir(parents=True, exist_ok=True)
+    log = home / "qemu.log"
+    deadline = time.monotonic() + timeout
+    for _attempt in range(3):
+        port = _free_port()
+        with open(log, "wb") as err:
+            # Its own session and no pipe to us: the board outlives this process.
+            proc = subprocess.Popen(
+                command(kind, elf, port), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=err, start_new_session=True,
+            )
+        while time.monotonic() < deadline:
+            text = log.read_text(errors="replace")
+            if "waiting for connection" in text or proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        if proc.poll() is None:
+            break
+        if "Address already in use" not in log.read_text(errors="replace"):
+            raise BoardError(f"{kind} emulator did not start: {log.read_text(errors='replace').strip()}")
+    else:
+        raise BoardError(f"{kind} emulator: no free TCP port after 3 attempts")
+    record = {
+        "kind": kind,
+        "pid": proc.pid,
+        "port": f"socket://127.0.0.1:{port}",
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "fs_dir": None,
+        "extra": {
+            "proc_start": records.proc_start(proc.pid),
+            "log": str(log),
+            "board": KINDS[kind],
+            "model": form.model.name,
+            "fingerprint": form.fingerprint,
+            "precision": form.precision,
+            "firmware": str(elf),
+        },
+    }
+    records.write(record)
+    return record

@@ -11,15 +11,20 @@ chip, which picks the flash offset). A running MicroPython Pico is sent into BOO
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import struct
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from .errors import BoardError, UsageError
+import serial
+
+from ..errors import BoardError, UsageError
+from ..tools import last_line, run
+from .boards import find_bootsel_drives, identify
+from .micropython import mpremote
 
 UF2_MAGIC_START0 = 0x0A324655  # "UF2\n"
 UF2_MAGIC_START1 = 0x9E5D5157
@@ -84,13 +89,8 @@ def reboot_to_bootsel(port: str, runtime: str | None = None) -> None:
     """Send a running Pico into BOOTSEL: machine.bootloader() under MicroPython (through
     mpremote), the 1200-baud touch under pico-sdk USB stdio (boardnet's C firmware)."""
     if runtime is None:
-        from .boards import identify
-
-        who = identify(port, timeout=1.0)
-        runtime = who.runtime
+        runtime = identify(port, timeout=1.0).runtime
     if runtime == "micropython":
-        from .deploy import mpremote
-
         try:
             mpremote(port, ["exec", "import machine; machine.bootloader()"], timeout=10.0)
         except BoardError:
@@ -104,8 +104,6 @@ def reboot_to_bootsel(port: str, runtime: str | None = None) -> None:
 
 def touch_1200(port: str) -> None:
     """Open at 1200 baud and close: pico-sdk's USB stdio reboots into BOOTSEL on it."""
-    import serial
-
     try:
         ser = serial.Serial(port, 1200)
         ser.dtr = False
@@ -116,8 +114,6 @@ def touch_1200(port: str) -> None:
 
 def wait_for_drive(timeout: float = BOOTSEL_WAIT, roots: list[str] | None = None) -> Path:
     """The one BOOTSEL drive, once it is mounted."""
-    from .boards import find_bootsel_drives
-
     deadline = time.monotonic() + timeout
     while True:
         drives = find_bootsel_drives(roots)
@@ -161,8 +157,6 @@ def flash_uf2(
     """Check the UF2, get the Pico into BOOTSEL if needed (through `port`), copy it over."""
     info = uf2_info(uf2)
     if drive is None:
-        from .boards import find_bootsel_drives
-
         if not find_bootsel_drives(drive_roots):
             if port is None:
                 raise UsageError("no BOOTSEL drive mounted: give --port of a running Pico (it is "
@@ -175,25 +169,18 @@ def flash_uf2(
 
 # ---- ESP32: esptool ----------------------------------------------------------------------
 def _esptool() -> list[str]:
-    try:
-        import esptool  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("esptool") is None:
         raise UsageError("esptool is not installed: pip install 'boardnet[esp]' (or pip install "
-                         "esptool)") from None
+                         "esptool)")
     return [sys.executable, "-m", "esptool"]
 
 
 def _esptool_run(args: list[str], what: str, timeout: float = 300.0) -> str:
-    argv = _esptool() + args
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise BoardError(f"esptool {what} did not finish within {timeout:g} s") from None
-    if proc.returncode != 0:
-        last = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
-        raise BoardError(f"esptool {what} failed: {last} (hold BOOT while pressing RESET if the "
-                         "chip does not enter its download mode by itself)")
-    return proc.stdout
+    def explain(stderr: str) -> str:
+        return (f"{last_line(stderr)} (hold BOOT while pressing RESET if the chip does not enter "
+                "its download mode by itself)")
+
+    return run(_esptool() + args, f"esptool {what}", timeout=timeout, detail=explain).stdout
 
 
 def detect_chip(port: str) -> str:

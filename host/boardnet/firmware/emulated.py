@@ -7,7 +7,8 @@ Two targets stand in for the real boards (firmware/README.md says what they prov
 
 `build` adds the board layer (start-up, board.c, linker script) and ``firmware/core`` to the
 caller's sources, links one ELF and caches it by a hash of everything that goes in, so a
-second build of the same inputs is a copy.
+second build of the same inputs is a copy. `build_firmware` builds boardnet's firmware
+(firmware/emulated/main.c, the core and a model's exported header) that way.
 """
 
 from __future__ import annotations
@@ -23,25 +24,18 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from boardnet.errors import BoardError
-from boardnet.resources import firmware_dir
+from ..codegen import export_c
+from ..errors import BoardError
+from ..forms import Form
+from ..resources import firmware_dir
+from ..tools import run
+from .common import WARNINGS, cache_root, model_defines
 
 # -icount shift the emulators run with and the board layers are built for: one instruction
 # is 2^8 ns of virtual time. qemu-m0 needs >= 7 to turn 62.5 ns SysTick ticks into exact
 # instruction counts (see firmware/qemu-m0/board.c); rv32 divides minstret by 2^shift.
 ICOUNT_SHIFT = 8
 
-# Every C file of the firmware, board layers included, builds clean with these.
-WARNINGS = (
-    "-std=c99",
-    "-Wall",
-    "-Wextra",
-    "-Wpedantic",
-    "-Wdouble-promotion",
-    "-Wfloat-conversion",
-    "-Wshadow",
-    "-Werror",
-)
 OPTIMISE = ("-Os", "-g", "-ffunction-sections", "-fdata-sections")
 
 
@@ -156,12 +150,6 @@ def _compiler_version(cc: str) -> str:
     return out.stdout.splitlines()[0] if out.stdout else cc
 
 
-def cache_root() -> Path:
-    """``$XDG_CACHE_HOME/boardnet/firmware``, by default ``~/.cache/boardnet/firmware``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "boardnet" / "firmware"
-
-
 def compile_command(
     target: str,
     sources: list[Path],
@@ -259,10 +247,8 @@ def _build_into(
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=cached.parent))
     try:
         elf = work / "firmware.elf"
-        cmd = compile_command(target, sources, include_dirs, elf, defines)
-        run = subprocess.run(cmd, capture_output=True, text=True)
-        if run.returncode != 0:
-            raise BuildError(f"{target} firmware build failed: {_first_error(run.stderr)}")
+        run(compile_command(target, sources, include_dirs, elf, defines),
+            f"{target} firmware build", error=BuildError, detail=_first_error)
         size = _run_size(t.size, elf)
         (work / "size.json").write_text(
             json.dumps({"text": size.text, "data": size.data, "bss": size.bss}) + "\n"
@@ -288,11 +274,9 @@ def _first_error(stderr: str) -> str:
 
 
 def _run_size(size_exe: str, elf: Path) -> Size:
-    run = subprocess.run([size_exe, str(elf)], capture_output=True, text=True)
-    if run.returncode != 0:
-        raise BuildError(f"{size_exe} failed on {elf}: {run.stderr.strip()}")
+    out = run([size_exe, str(elf)], f"{size_exe} on {elf}", error=BuildError).stdout
     # "   text    data     bss     dec     hex filename" then one row of numbers.
-    text, data, bss = (int(v) for v in run.stdout.splitlines()[1].split()[:3])
+    text, data, bss = (int(v) for v in out.splitlines()[1].split()[:3])
     return Size(text, data, bss)
 
 
@@ -305,3 +289,30 @@ def firmware_size(elf: Path) -> Size:
 def map_file(elf: Path) -> Path:
     """The linker map of an ELF made by `build`."""
     return Path(elf).with_suffix(".map")
+
+
+# ---- boardnet's firmware for the emulated boards ---------------------------------------------
+CORE_SOURCES = ("core/boardnet_serve.c", "core/boardnet_text.c", "core/boardnet_model.c")
+MAIN = "emulated/main.c"
+# QEMU's UARTs take a byte only when they have room, and then the socket back-end stops
+# reading: unread requests wait in the TCP buffers and the host's writes block, flow control
+# as on USB CDC. The core's window formula then reaches its cap of 32 for any small model.
+RX_BUFFER = 4096
+
+
+def sources() -> list[Path]:
+    """The firmware's C files (the board layer is added by `build`)."""
+    root = firmware_dir()
+    return [root / MAIN, *(root / s for s in CORE_SOURCES)]
+
+
+def build_firmware(form: Form, target: str, out_dir: Path | None = None) -> Path:
+    """The firmware ELF for `target` ("m0" or "rv32") serving the model in `form`.
+
+    Built once per fingerprint (and firmware source): later calls copy it from
+    `cache_root()`. Warnings are errors (`common.WARNINGS`).
+    """
+    target_info(target)
+    out = Path(out_dir) if out_dir is not None else cache_root() / "models" / f"{target}-{form.fingerprint}"
+    header = export_c(form, out / "model")
+    return build(target, sources(), [header.parent], out, model_defines(form, RX_BUFFER))

@@ -3,7 +3,7 @@
 //   node bridge.mjs --master-fd N --fs DIR --node-modules DIR
 //                   [--slave-fd N] [--ready-fd N] [--lifeline]
 //
-// The launcher (boardnet.sim) creates the pty pair and hands both ends over as
+// The launcher (boardnet.virtual.node) creates the pty pair and hands both ends over as
 // inherited file descriptors; this process keeps the slave end open so that the
 // master never sees EIO while no client has the port open. The main thread reads
 // the master and fills a shared ring buffer; the interpreter runs in a worker

@@ -1,4 +1,4 @@
-"""A serial link to a board that runs a boardnet serve loop (docs/protocol.md, docs/serial.md).
+"""A conversation with a board that runs a boardnet serve loop (docs/protocol.md, docs/serial.md).
 
 Every port is opened with pyserial's `serial_for_url`, so device names, `socket://`,
 `rfc2217://` and `loop://` all work. Nothing here waits without a deadline, and nothing here
@@ -14,8 +14,9 @@ from collections.abc import Callable
 import numpy as np
 import serial
 
+from ..errors import BoardError
+from ..forms import Form
 from . import protocol as P
-from .errors import BoardError
 
 DEFAULT_TIMEOUT = 5.0
 # An ESP32 dev board resets when DTR/RTS change on open; its boot (ROM, MicroPython,
@@ -178,11 +179,12 @@ class Link:
 
     def predict_many(
         self,
-        X: np.ndarray,
+        form: Form,
+        Xb: np.ndarray,
         window: int | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
-        """Board outputs for float32 inputs X (n, n_in): float32 (n, n_out).
+        """Board outputs for board inputs Xb (n, n_in) of the model's `form`: (n, n_out).
 
         Keeps up to `window` requests unanswered (the board's advertised window by default;
         1 = one at a time) and matches each reply to its request by id; a reply out of
@@ -193,12 +195,11 @@ class Link:
             self.hello()
         info = self.info
         assert info is not None
-        X = np.atleast_2d(np.asarray(X, dtype=np.float32))  # (n, n_in)
-        if X.shape[1] != info.n_in:
-            raise BoardError(f"the board's model takes {info.n_in} inputs, not {X.shape[1]}")
-        integer = info.precision != "f32"
-        n = len(X)
-        Y = np.zeros((n, info.n_out), dtype=np.int64 if integer else np.float32)  # (n, n_out)
+        Xb = np.atleast_2d(np.asarray(Xb))  # (n, n_in)
+        if Xb.shape[1] != info.n_in:
+            raise BoardError(f"the board's model takes {info.n_in} inputs, not {Xb.shape[1]}")
+        n = len(Xb)
+        Y = np.zeros((n, info.n_out), dtype=form.dtype)  # (n, n_out)
         window = self.window if window is None else max(1, min(window, self.window))
         pending: deque[tuple[int, int]] = deque()  # (id, row)
         sent = done = 0
@@ -209,8 +210,7 @@ class Link:
                 chunk = []
                 while sent < n and len(pending) < window:
                     rid = self._take_id()
-                    encode = P.encode_predict_int if integer else P.encode_predict
-                    chunk.append(encode(rid, X[sent]))
+                    chunk.append(P.encode_predict(rid, form.encode(Xb[sent])))
                     pending.append((rid, sent))
                     sent += 1
                 self.write(b"".join(chunk))
@@ -228,7 +228,7 @@ class Link:
                         f"the board answered id {item.rid} where id {rid} was due ({done} of {n} "
                         "answered): a line was lost or the board restarted; nothing after it is counted"
                     )
-                Y[row] = P.decode_values(item.words, info.n_out, integer)
+                Y[row] = P.decode_outputs(form, item.words, info.n_out)
                 pending.popleft()
                 done += 1
                 deadline = time.monotonic() + self.timeout
@@ -246,8 +246,8 @@ class Link:
             # BoardInfo (a late hello reply), echoes and noise: skipped
         return Y
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.predict_many(np.atleast_2d(x), window=1)[0]
+    def predict(self, form: Form, xb: np.ndarray) -> np.ndarray:
+        return self.predict_many(form, np.atleast_2d(xb), window=1)[0]
 
     def request(self, text: str, timeout: float | None = None) -> str:
         """Send one line as typed (human form) and return the reply line."""

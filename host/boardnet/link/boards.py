@@ -12,16 +12,21 @@ short timeouts and never waits on a board that does not answer.
 
 from __future__ import annotations
 
-import json
+import glob
 import string
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from serial.tools import list_ports
+
+from .. import virtual
+from ..errors import BoardError
+from . import micropython
 from . import protocol as P
-from .errors import BoardError
+from .session import open_serial
 
 
 @dataclass(frozen=True)
@@ -49,130 +54,6 @@ BOOTSEL_IDS = {(0x2E8A, 0x0003), (0x2E8A, 0x000F)}
 
 # Where desktops mount USB drives (a BOOTSEL Pico is one, labelled RPI-RP2 or RP2350)
 DRIVE_GLOBS = ("/media/*/*", "/media/*", "/run/media/*/*", "/Volumes/*", "/mnt/*")
-
-PROBE_MARK = "BOARDNET-PROBE "
-# Run on the board by `mpremote exec`: one line of JSON with what deploy needs to know.
-# 1.0 + 2**-30 is 1.0 in float32 (24-bit mantissa) and not in float64.
-PROBE_SCRIPT = r"""
-import sys, gc, os
-try:
-    import json
-except ImportError:
-    import ujson as json
-def _sha(n):
-    try:
-        import hashlib, binascii
-    except ImportError:
-        return ''
-    h = hashlib.sha256()
-    with open(n, 'rb') as f:
-        while True:
-            b = f.read(512)
-            if not b:
-                break
-            h.update(b)
-    return binascii.hexlify(h.digest()).decode()
-r = {}
-i = sys.implementation
-r['version'] = '.'.join(str(v) for v in i.version[:3])
-r['mpy'] = getattr(i, '_mpy', None)
-r['machine'] = getattr(i, '_machine', '')
-r['platform'] = sys.platform
-r['double'] = 1.0 + 2.0 ** -30 != 1.0
-gc.collect()
-r['mem_free'] = gc.mem_free()
-r['mem_alloc'] = gc.mem_alloc()
-try:
-    s = os.statvfs('/')
-    r['fs_block'] = s[1] or s[0]
-    r['fs_free'] = (s[1] or s[0]) * s[4]
-    r['fs_total'] = (s[1] or s[0]) * s[2]
-except Exception:
-    pass
-files = {}
-for n in os.listdir():
-    if n.startswith('boardnet_') or n.startswith('main.py') or n == 'boot.py':
-        try:
-            files[n] = {'size': os.stat(n)[6], 'sha256': _sha(n)}
-        except OSError:
-            pass
-r['files'] = files
-fp = None
-try:
-    with open('boardnet_model.py') as f:
-        for line in f:
-            if line.startswith('FINGERPRINT'):
-                fp = line.split('=', 1)[1].strip().strip('"').strip("'")
-                break
-except OSError:
-    if 'boardnet_model.mpy' in files:
-        try:
-            import boardnet_model
-            fp = boardnet_model.FINGERPRINT
-        except Exception:
-            pass
-r['fingerprint'] = fp
-print('BOARDNET-PROBE ' + json.dumps(r))
-"""
-
-MPY_ARCHES = ("none", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp",
-              "armv7emdp", "xtensa", "xtensawin", "rv32imc", "rv64imc")
-
-
-@dataclass
-class MicroPythonFacts:
-    """What a MicroPython board reports about itself (PROBE_SCRIPT)."""
-
-    version: str
-    platform: str
-    machine: str
-    mpy: int | None  # sys.implementation._mpy: version | sub-version << 8 | arch << 10
-    double: bool
-    mem_free: int
-    mem_alloc: int = 0
-    fs_free: int | None = None
-    fs_total: int | None = None
-    fs_block: int | None = None
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)
-    fingerprint: str | None = None
-
-    @property
-    def mpy_version(self) -> tuple[int, int, str] | None:
-        """(version, sub-version, arch) of the .mpy files this board imports."""
-        if self.mpy is None:
-            return None
-        arch = (self.mpy >> 10) & 0x0F
-        return self.mpy & 0xFF, (self.mpy >> 8) & 3, MPY_ARCHES[arch] if arch < len(MPY_ARCHES) else str(arch)
-
-    @property
-    def float_precision(self) -> str:
-        return "float64" if self.double else "float32"
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        if self.mpy_version:
-            v, sub, arch = self.mpy_version
-            d["mpy_abi"] = {"version": v, "sub_version": sub, "arch": arch}
-        d["float"] = self.float_precision
-        return d
-
-
-def parse_probe(output: str) -> MicroPythonFacts:
-    for line in output.splitlines():
-        if line.startswith(PROBE_MARK):
-            r = json.loads(line[len(PROBE_MARK):])
-            keys = MicroPythonFacts.__dataclass_fields__
-            return MicroPythonFacts(**{k: v for k, v in r.items() if k in keys})
-    raise BoardError(f"the board's probe printed no result: {output.strip()[-120:]!r}")
-
-
-def probe_micropython(port: str, timeout: float = 15.0) -> MicroPythonFacts:
-    """Ask a MicroPython board (through mpremote) for its version, .mpy ABI, float precision,
-    free heap and filesystem and the boardnet files it holds."""
-    from .deploy import mpremote
-
-    return parse_probe(mpremote(port, ["exec", PROBE_SCRIPT], timeout=timeout))
-
 
 # ---- who answers on a port -------------------------------------------------------------
 @dataclass
@@ -214,8 +95,6 @@ def identify(port: str, baud: int = 115200, timeout: float = 1.0) -> Identity:
     with a NameError and its prompt); when nothing answers, Ctrl-C, which stops a MicroPython
     program and brings the prompt back (the C firmware drops its line). Nothing else is sent.
     """
-    from .link import open_serial
-
     ser = open_serial(port, baud)
     try:
         boot = _read_for(ser, 0.2, lambda s: False)
@@ -305,8 +184,6 @@ def _entry_for(info) -> BoardEntry:
 def find_bootsel_drives(roots: list[str] | None = None) -> list[tuple[Path, dict[str, str]]]:
     """Mounted UF2 drives (a Pico in BOOTSEL), found by their INFO_UF2.TXT:
     (mount point, the file's `Key: value` lines)."""
-    import glob
-
     candidates: list[Path] = []
     if roots is None:
         for pattern in DRIVE_GLOBS:
@@ -335,26 +212,21 @@ def find_bootsel_drives(roots: list[str] | None = None) -> list[tuple[Path, dict
     return found
 
 
-def _comports() -> list:
+def comports() -> list:
     try:
-        from serial.tools import list_ports
-
         return list(list_ports.comports())
     except Exception:  # enumeration is best effort (containers, odd platforms)
         return []
 
 
 def _virtual() -> list[BoardEntry]:
-    try:
-        from . import sim
-
-        records = sim.list_persistent()
-    except Exception:
-        return []
-    names = {"mp": "virtual MicroPython board (WebAssembly)", "m0": "emulated Cortex-M0 board (QEMU)",
-             "rv32": "emulated RISC-V board (QEMU)"}
-    return [BoardEntry(r["port"], names.get(r["kind"], f"virtual board ({r['kind']})"), "virtual",
-                       "micropython" if r["kind"] == "mp" else "c") for r in records]
+    entries = []
+    for r in virtual.running():
+        kind = virtual.KINDS.get(r["kind"])
+        if kind is not None:
+            entries.append(BoardEntry(r["port"], kind.description, "virtual",
+                                      (r.get("extra") or {}).get("runtime", kind.runtime)))
+    return entries
 
 
 def list_boards(
@@ -362,7 +234,7 @@ def list_boards(
 ) -> list[BoardEntry]:
     """Every serial port (named by USB ID), BOOTSEL drive and running virtual board; with
     `probe`, what each board on a port says about itself."""
-    entries = [_entry_for(info) for info in sorted(_comports(), key=lambda i: i.device)]
+    entries = [_entry_for(info) for info in sorted(comports(), key=lambda i: i.device)]
     for root, fields in find_bootsel_drives(drive_roots):
         model = fields.get("Model", "") + " " + fields.get("Board-ID", "")
         chip = "RP2350" if "RP2350" in model else "RP2040"
@@ -386,7 +258,7 @@ def probe_entry(entry: BoardEntry, timeout: float = 1.0) -> None:
             entry.runtime = who.hello.runtime
         if who.runtime == "micropython":
             entry.runtime = "micropython"
-            facts = probe_micropython(entry.port, timeout=max(10.0, 5 * timeout))
+            facts = micropython.probe(entry.port, timeout=max(10.0, 5 * timeout))
             entry.probe = {**(entry.probe or {}), **facts.to_json()}
         elif who.hello is None:
             entry.error = ("no answer" if who.kind == "silent"
