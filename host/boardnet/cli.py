@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from . import __version__
@@ -27,11 +27,12 @@ from .commands import info as info_cmd
 from .commands import predict as predict_cmd
 from .commands import sim as sim_cmd
 from .commands import train as train_cmd
-from .data import parse_inputs, read_inputs, rows_from_values, typed_rows
+from .data import parse_inputs, read_inputs, text_rows, typed_rows
 from .errors import BoardnetError, UsageError
 from .forms import make as make_form
 from .link.boards import list_boards
 from .link.ports import resolve
+from .link.protocol import ErrorReply
 from .model import Model
 from .plot import pyplot
 from .quantize import format_report
@@ -59,6 +60,54 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _count(text: str) -> int:
+    """A positive integer (--n, --baud)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: a seed is 0 or more")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A finite, positive number of seconds (--timeout)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text}: give a finite number of seconds above 0")
+    return value
+
+
+def _png(text: str) -> str:
+    """A picture's path whose folder exists, checked before any work (--plot)."""
+    folder = Path(text).parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: no folder {folder} to write the picture into")
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other error (CONTRACT.md), exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"boardnet: error: {self.prog.removeprefix('boardnet ')}: {message} "
+                     f"(`{self.prog} --help`)\n")
+
+
 def _load(path: str) -> Model:
     return Model.load(path)
 
@@ -84,11 +133,11 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-shuffle", action="store_true", help="keep the file's order every epoch")
     p.add_argument("--val", type=float, default=None,
                    help="fraction held out for validation, stratified (default 0.2 from 50 rows on)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--regression", action="store_true", help="numeric target, linear output")
     p.add_argument("--positive", help="the label whose probability a binary model outputs")
     p.add_argument("--name", help="model name (default: the output file's stem)")
-    p.add_argument("--plot", help="write the loss curve to this PNG (needs matplotlib)")
+    p.add_argument("--plot", type=_png, help="write the loss curve to this PNG (needs matplotlib)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true")
 
@@ -162,7 +211,7 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=["f32", "q15"], default="f32",
                    help="the form of the model: f32 (float32) or q15 (the integer model); a board "
                    "on --port answers in the form it runs")
-    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--baud", type=_count, default=115200)
     p.add_argument("--json", action="store_true")
 
 
@@ -190,39 +239,47 @@ def _predict(args: argparse.Namespace) -> int:
         return _predict_on_board(model, args)
     form = make_form(model, args.precision)
     if args.x:
-        X = rows_from_values(args.x, model.n_in)
+        rows = predict_cmd.host_rows(form, texts=text_rows(args.x, model.n_in))
     elif args.file:
-        X = read_inputs(args.file, model.features)
+        rows = predict_cmd.host_rows(form, read_inputs(args.file, model.features))
     else:
         banner = f"{model.name}: type {model.n_in} values ({', '.join(model.features)}); Ctrl-D ends"
-        for X in typed_rows(model.n_in, banner):
-            for row in predict_cmd.host_rows(form, X):
+        for texts in typed_rows(model.n_in, banner):
+            try:
+                typed = predict_cmd.host_rows(form, texts=texts)
+            except UsageError as e:  # a person's bad row: say why, and go on
+                print(f"boardnet: {e}", file=sys.stderr)
+                continue
+            for row in typed:
                 print(json.dumps(row) if args.json else _format_prediction(model, row), flush=True)
         return 0
-    rows = predict_cmd.host_rows(form, X)
     _out(args, "\n".join(_format_prediction(model, r) for r in rows), rows)
     return 0
 
 
 def _predict_on_board(model: Model, args: argparse.Namespace) -> int:
     """The serial predict loop: the board's answer beside the host's, row by row."""
-    with predict_cmd.on_board(model, args.port, args.baud, args.precision) as board:
+    with predict_cmd.on_board(model, args.port, args.baud, args.precision, model_file=args.model) as board:
 
-        def show(X: np.ndarray) -> None:
-            for row in board.rows(X):
+        def show(rows: list[dict]) -> None:
+            for row in rows:
                 print(json.dumps(row) if args.json else _format_board_row(model, row), flush=True)
 
         if args.x:
-            show(rows_from_values(args.x, model.n_in))
+            show(board.rows(texts=text_rows(args.x, model.n_in)))
         elif args.file:
-            show(read_inputs(args.file, model.features))
+            show(board.rows(read_inputs(args.file, model.features)))
         elif not sys.stdin.isatty():
-            show(parse_inputs(sys.stdin.read(), model.features))
+            show(board.rows(parse_inputs(sys.stdin.read(), model.features)))
         else:
             banner = (f"{model.name} on {args.port} ({board.info.describe()}): type {model.n_in} "
                       f"values ({', '.join(model.features)}); Ctrl-D ends")
-            for X in typed_rows(model.n_in, banner):
-                show(X)
+            for texts in typed_rows(model.n_in, banner):
+                try:
+                    show(board.rows(texts=texts))
+                except (UsageError, ErrorReply) as e:  # a person's bad row: say why, and go on
+                    print(f"boardnet: {e}", file=sys.stderr)
+                    board.link.drain()
     return 0
 
 
@@ -264,13 +321,16 @@ def _check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", required=True,
                    help="pyserial URL or device, auto, or sim (a fresh virtual board)")
     p.add_argument("--data", help="CSV of inputs (header names the features); default: random inputs")
-    p.add_argument("--n", type=int, default=1000, help="random inputs to compare (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    p.add_argument("--baud", type=int, default=115200)
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a reply (default 5)")
+    p.add_argument("--n", type=_count, default=1000, help="random inputs to compare (default 1000)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs")
+    p.add_argument("--baud", type=_count, default=115200)
+    p.add_argument("--timeout", type=_seconds, default=5.0, help="seconds to wait for a reply (default 5)")
+    p.add_argument("--start", action="store_true",
+                   help="a MicroPython board at its REPL: start the serve loop it holds (when it "
+                   "holds this model) instead of stopping with an error")
     p.add_argument("--precision", choices=["f32", "q15"], default="f32",
                    help="the model's form on the board: f32 (0 ulp) or q15 (identical integers)")
-    p.add_argument("--plot", metavar="PNG",
+    p.add_argument("--plot", metavar="PNG", type=_png,
                    help="board vs host scatter and error histogram (needs matplotlib)")
     p.add_argument("--json", action="store_true")
 
@@ -284,14 +344,14 @@ def _check(args: argparse.Namespace) -> int:
     bar = _progress_bar(args.n if args.data is None else None, not args.json)
     try:
         result = check_cmd.run(form, args.port, data=args.data, n=args.n, seed=args.seed,
-                               baud=args.baud, timeout=args.timeout,
-                               progress=bar.update if bar is not None else None)
+                               baud=args.baud, timeout=args.timeout, start=args.start,
+                               model_file=args.model, progress=bar.update if bar is not None else None)
     finally:
         if bar is not None:
             bar.close()
-    if args.plot:
-        check_cmd.plot_parity(result, form, args.plot)
     _out(args, result.report.text(), result.report.to_json())
+    if args.plot:  # after the report: a plot that fails loses nothing
+        print(f"wrote {check_cmd.plot_parity(result, form, args.plot)}", file=sys.stderr)
     return 0 if result.report.passed else 1
 
 
@@ -333,7 +393,7 @@ def _sim(args: argparse.Namespace) -> int:
 def _boards_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--probe", action="store_true",
                    help="ask each board (opens the port: resets ESP32 dev boards, stops programs)")
-    p.add_argument("--timeout", type=float, default=1.0, help="seconds per answer when probing")
+    p.add_argument("--timeout", type=_seconds, default=1.0, help="seconds per answer when probing")
     p.add_argument("--json", action="store_true")
 
 
@@ -360,8 +420,8 @@ def _deploy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--board", help="--runtime c: pico, pico2, esp32, esp32c3, esp32s3 ... "
                    "(default: from the port's USB ID)")
     p.add_argument("--drive", help="--runtime c on a Pico: the mounted BOOTSEL drive")
-    p.add_argument("--baud", type=int, default=115200)
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds for each mpremote step")
+    p.add_argument("--baud", type=_count, default=115200)
+    p.add_argument("--timeout", type=_seconds, default=60.0, help="seconds for each mpremote step")
     p.add_argument("--json", action="store_true")
 
 
@@ -427,7 +487,7 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="boardnet-demo", help="folder for the model and exports")
     p.add_argument("--port", help="a real board instead of the virtual one")
     p.add_argument("--host-only", action="store_true", help="train and predict on the host; no board")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=_seed, default=1)
     p.add_argument("--json", action="store_true")
 
 
@@ -462,7 +522,7 @@ _COMMANDS: dict[str, Command] = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="boardnet",
         description="Train on the laptop, flash to the board, check over serial.",
     )

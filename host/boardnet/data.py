@@ -243,26 +243,33 @@ def parse_inputs(text: str | None, features: tuple[str, ...], source: str = "-")
     return np.array(rows, dtype=np.float64)
 
 
-def rows_from_values(values: list[str], n_in: int) -> np.ndarray:
-    """Rows from numbers given on a command line or typed: "1 2", "1,2" or "1,2 3,4"."""
+def text_rows(values: list[str], n_in: int) -> list[list[str]]:
+    """Rows of decimal texts from numbers given on a command line or typed: "1 2", "1,2" or
+    "1,2 3,4". The texts are kept as typed: a board parses the decimal itself (forms.Form.parse)."""
     numbers = []
     for v in values:
         for part in v.replace(",", " ").split():
             try:
-                numbers.append(float(part))
+                value = float(part)
             except ValueError:
                 raise UsageError(f"{part!r} is not a number") from None
+            if not math.isfinite(value):
+                raise UsageError(f"{part!r}: inputs must be finite numbers")
+            numbers.append(part)
     if len(numbers) % n_in or not numbers:
         raise UsageError(f"the model takes {n_in} values per row; got {len(numbers)}")
-    X = np.array(numbers, dtype=np.float64).reshape(-1, n_in)  # (rows, n_in)
-    if not np.all(np.isfinite(X)):
-        raise UsageError("inputs must be finite numbers")
-    return X
+    return [numbers[i : i + n_in] for i in range(0, len(numbers), n_in)]
+
+
+def rows_from_values(values: list[str], n_in: int) -> np.ndarray:
+    """`text_rows` as float64 numbers (rows, n_in)."""
+    return np.array(text_rows(values, n_in), dtype=np.float64)
 
 
 def typed_rows(n_in: int, banner: str):
-    """Rows a person types at a prompt (or a pipe feeds), until end of input; a bad line is
-    reported on stderr and skipped, so one typo does not end the session."""
+    """Rows a person types at a prompt (or a pipe feeds), as decimal texts (`text_rows`),
+    until end of input; a bad line is reported on stderr and skipped, so one typo does not
+    end the session."""
     tty = sys.stdin.isatty()
     if tty:
         print(banner)
@@ -275,11 +282,11 @@ def typed_rows(n_in: int, banner: str):
         if not line.strip():
             continue
         try:
-            X = rows_from_values([line], n_in)
+            rows = text_rows([line], n_in)
         except UsageError as e:
             print(f"boardnet: {e}", file=sys.stderr)
             continue
-        yield X
+        yield rows
 
 
 def stratified_split(
