@@ -120,21 +120,6 @@ static unsigned count_tokens(const char *line, unsigned n)
     return count;
 }
 
-static int word_is(const char *tok, size_t len, const char *word)
-{
-    size_t i;
-    for (i = 0; i < len; ++i) {
-        char c = tok[i];
-        if (c >= 'A' && c <= 'Z') {
-            c = (char)(c - 'A' + 'a');
-        }
-        if (word[i] == '\0' || c != word[i]) {
-            return 0;
-        }
-    }
-    return word[len] == '\0';
-}
-
 /* ---- hello ------------------------------------------------------------------------------- */
 static void put_fields(const struct bn_server *s)
 {
@@ -456,14 +441,14 @@ static void handle(const struct bn_server *s, const char *line, unsigned n)
     ntok = count_tokens(line, n);
     if (len == 1u && (head[0] == 'x' || head[0] == 'X')) {
         predict_machine(s, line, n, ntok);
-    } else if (word_is(head, len, "hello") || word_is(head, len, "?")) {
+    } else if (bn_word_is(head, len, "hello") || bn_word_is(head, len, "?")) {
         if (ntok != 1u) {
             err("count", "hello takes no arguments");
         } else {
             put_str("OK hello ");
             put_fields(s);
         }
-    } else if (word_is(head, len, "time")) {
+    } else if (bn_word_is(head, len, "time")) {
         time_model(s, line, n, ntok);
     } else if ((head[0] >= '0' && head[0] <= '9') || head[0] == '+' || head[0] == '-' || head[0] == '.') {
         predict_human(s, line, n, ntok);
