@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import sys
 import warnings
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ import numpy as np
 from .errors import DataError, UsageError
 
 MAX_CLASSES_WITHOUT_REGRESSION = 20
+# A number a person types: the boards' grammar for human request lines (docs/protocol.md),
+# so the host reads a typed row exactly as the board does
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -249,12 +253,8 @@ def text_rows(values: list[str], n_in: int) -> list[list[str]]:
     numbers = []
     for v in values:
         for part in v.replace(",", " ").split():
-            try:
-                value = float(part)
-            except ValueError:
-                raise UsageError(f"{part!r} is not a number") from None
-            if not math.isfinite(value):
-                raise UsageError(f"{part!r}: inputs must be finite numbers")
+            if not DECIMAL.fullmatch(part):
+                raise UsageError(f"{part!r} is not a number (a decimal such as -1.25 or 3e-2)")
             numbers.append(part)
     if len(numbers) % n_in or not numbers:
         raise UsageError(f"the model takes {n_in} values per row; got {len(numbers)}")
