@@ -365,18 +365,31 @@ def _progress_bar(total: int | None, wanted: bool):
 # ---- sim -------------------------------------------------------------------------------
 def _sim_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["start", "stop", "list"])
-    p.add_argument("kind", nargs="?", default=None, choices=["mp", "m0", "rv32"],
-                   help="mp: MicroPython (WebAssembly); m0, rv32: the C firmware under QEMU")
-    p.add_argument("--model", help="m0, rv32: the model (JSON) the firmware is built with")
+    p.add_argument("kind", nargs="?", default=None, choices=["mp", "pico", "m0", "rv32"],
+                   help="mp: MicroPython (WebAssembly); pico: an emulated RP2040 running MicroPython "
+                   "(or, with --runtime c, boardnet's pico-sdk firmware); m0, rv32: the C firmware "
+                   "under QEMU")
+    p.add_argument("--model", help="C firmware (m0, rv32, pico --runtime c): the model (JSON) it is "
+                   "built with")
     p.add_argument("--precision", choices=["f32", "q15"], default="f32",
-                   help="m0, rv32: build the firmware with the f32 or the q15 header")
+                   help="C firmware: build it with the f32 or the q15 header")
+    p.add_argument("--runtime", choices=["micropython", "c"], default=None,
+                   help="pico: MicroPython (default) or boardnet's C firmware")
+    p.add_argument("--firmware", metavar="UF2", help="pico: the MicroPython firmware (RPI_PICO-*.uf2; "
+                   "default $BOARDNET_PICO_UF2)")
+    p.add_argument("--bootrom", help="pico: the RP2040 boot ROM image (default $BOARDNET_RP2040_BOOTROM)")
+    p.add_argument("--keep-flash", action="store_true",
+                   help="pico: keep the flash (its files) of the last emulated Pico instead of a blank one")
     p.add_argument("--json", action="store_true")
 
 
 def _sim(args: argparse.Namespace) -> int:
     if args.action == "start":
         kind = args.kind or "mp"
-        record = sim_cmd.start(kind, _load(args.model) if args.model else None, args.precision)
+        options = {"firmware": args.firmware, "bootrom_path": args.bootrom, "keep_flash": args.keep_flash} \
+            if kind == "pico" else {}
+        record = sim_cmd.start(kind, _load(args.model) if args.model else None, args.precision, args.runtime,
+                               **options)
         _out(args, f"virtual board ({record['kind']}) on {record['port']}", record)
     elif args.action == "stop":
         stopped = sim_cmd.stop(args.kind)

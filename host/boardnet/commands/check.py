@@ -53,6 +53,9 @@ class CheckReport:
     worst: list[dict[str, Any]] = field(default_factory=list)
     # emulated boards time in retired instructions (QEMU -icount), not microseconds
     instructions_per_inference: float | None = None
+    # or in emulated microseconds (rp2040js): cycles of the emulated clock, and what it is
+    cycles_per_inference: float | None = None
+    clock: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,7 +73,9 @@ class CheckReport:
             + (f", classes {100 * self.class_agreement:.2f} %" if self.class_agreement is not None else ""),
             "  speed      "
             + (f"{self.us_per_inference:.1f} us per inference on the board, "
-               if self.us_per_inference else "")
+               if self.us_per_inference and not self.clock else "")
+            + (f"{self.cycles_per_inference:,.0f} cycles per inference ({self.clock}: "
+               f"{self.us_per_inference:.1f} us), " if self.clock and self.us_per_inference else "")
             + (f"{self.instructions_per_inference:.0f} instructions per inference (emulated), "
                if self.instructions_per_inference else "")
             + f"{self.predictions_per_second:.0f} predictions/s round trip",
@@ -172,6 +177,8 @@ def run(form: Form, port: str, data: str | None = None, n: int = 1000, seed: int
     host = form.reference(Xb)  # (n, n_out)
     report = compare(form, info, port, X, host, board, seconds, per, source)
     report.instructions_per_inference = instr
+    if board_at.clock is not None and per is not None:
+        report.clock, report.cycles_per_inference = board_at.clock.description, board_at.clock.cycles(per)
     return Run(X, host, board, report)
 
 

@@ -13,10 +13,12 @@ import numpy as np
 from .. import forms
 from ..codegen import export_c, export_micropython
 from ..data import read_csv
+from ..errors import UsageError
 from ..link.ports import resolve
 from ..link.session import open_link
 from ..resources import package_dir
 from ..train import TrainConfig, train
+from ..virtual import rp2040
 from . import check
 from .deploy import deploy_micropython
 from .target import attach
@@ -65,8 +67,23 @@ def run_demo(out: str | Path, *, port: str | None = None, host_only: bool = Fals
         say(f"     {name:6s} {r['weight_lb']:.0f} lb, {r['height_in']:.0f} in  ->  "
             f"P(female) = {r['p_female']:.3f}  ({'female' if r['class'] == 'F' else 'male'})")
     if not host_only:
-        result.update(_on_board(form, port or "sim", out, X, host, say))
+        if port is None:
+            port, why = default_port()
+            say(f"   (the board: {why})")
+        result.update(_on_board(form, port, out, X, host, say))
     return result
+
+
+def default_port() -> tuple[str, str]:
+    """The demo's virtual board, and why: the emulated Pico running the official MicroPython
+    firmware when one is configured, else the MicroPython WebAssembly board."""
+    try:
+        rp2040.micropython_uf2()
+        rp2040.bootrom()
+    except UsageError:
+        return "sim", (f"the MicroPython WebAssembly board; set {rp2040.FIRMWARE_ENV} and "
+                       f"{rp2040.BOOTROM_ENV} for an emulated Pico")
+    return "sim-pico", f"an emulated Raspberry Pi Pico running {rp2040.micropython_uf2().name}"
 
 
 def _on_board(form, port: str, out: Path, X: np.ndarray, host: np.ndarray, say) -> dict[str, Any]:

@@ -322,16 +322,17 @@ def deploy(
     **micropython_options,
 ) -> DeployReport:
     """Deploy to what `--port` named. A virtual board is the one of its kind that stays up
-    (started when none runs); its runtime is the kind's (C firmware on m0/rv32)."""
+    (started when none runs); on the QEMU boards the runtime is always the C firmware."""
     if target.virtual is not None:
         kind = virtual.kind(target.virtual)
-        if kind.builds_firmware:
-            record = virtual.start_persistent(kind.name, form)
-            with open_link(record["port"], baud) as link:
+        runtime = kind.pick(runtime)
+        if runtime == "c":
+            record = virtual.start_persistent(kind.name, form, runtime)
+            with open_link(record["port"], baud, timeout=20.0) as link:
                 info = link.hello()
             _prove(form, info, record["port"])
             return DeployReport(record["port"], info, runtime="c", stays_up=kind.name)
-        record = virtual.start_persistent(kind.name)
+        record = virtual.start_persistent(kind.name, runtime=runtime)
         report = DeployReport(record["port"], stays_up=kind.name)
         deploy_micropython(form, record["port"], baud=baud, report=report, **micropython_options)
         records.serving(record, form.fingerprint)

@@ -30,31 +30,37 @@ from .deploy import deploy_hint, deploy_micropython, start_deployed
 
 @dataclass(frozen=True)
 class Board:
-    """A command's board: `url` to open, and whether the command started it (and will stop it)."""
+    """A command's board: `url` to open, whether the command started it (and will stop it),
+    and what its clock counts when that is emulated time (virtual.CLOCKS)."""
 
     url: str
     description: str
     fresh: bool = False
+    clock: str | None = None
 
 
 @contextmanager
-def attach(target: Target, form: Form) -> Iterator[Board]:
-    """The board `target` names, holding `form`'s model when it is virtual (see above)."""
+def attach(target: Target, form: Form, runtime: str | None = None) -> Iterator[Board]:
+    """The board `target` names, holding `form`'s model when it is virtual (see above); a
+    fresh virtual board runs `runtime` (its kind's own by default)."""
     if target.virtual is None:
         assert target.url is not None
-        yield Board(target.url, target.description)
+        yield Board(target.url, target.description, clock=virtual.clock_of(target.url))
         return
     kind = virtual.kind(target.virtual)
+    clock = virtual.CLOCKS.get(kind.name)
     running = records.find(kind.name)
     if running is not None and (running.get("extra") or {}).get("fingerprint") == form.fingerprint:
-        yield Board(running["port"], f"{kind.description} (running, `boardnet sim stop {kind.name}` ends it)")
+        yield Board(running["port"], f"{kind.description} (running, `boardnet sim stop {kind.name}` ends it)",
+                    clock=clock)
         return
-    board = virtual.fresh(kind.name, form)
+    runtime = kind.pick(runtime)
+    board = virtual.fresh(kind.name, form, runtime)
     url = board.start()
     try:
-        if not kind.builds_firmware:
+        if runtime == "micropython":
             deploy_micropython(form, url)
-        yield Board(url, f"{kind.description} (fresh, for this command)", fresh=True)
+        yield Board(url, f"{kind.description} (fresh, for this command)", fresh=True, clock=clock)
     finally:
         board.stop()
 

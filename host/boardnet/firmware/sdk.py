@@ -7,16 +7,19 @@ way, so a user can build by hand.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
-from ..codegen import export_c
+from ..codegen import export_c, render_c
 from ..errors import BoardError, UsageError
 from ..forms import Form
 from ..resources import firmware_dir
 from ..tools import run
+from .common import cache_root
 
 PICO_STEPS = (
     "install the Pico SDK: git clone --depth 1 https://github.com/raspberrypi/pico-sdk && "
@@ -34,26 +37,71 @@ def esp_chip(board: str | None) -> str | None:
     return board.lower().replace("-", "") if board and board.lower().startswith("esp32") else None
 
 
+def sdk_version(sdk: Path) -> str:
+    """The pico-sdk's version, from its pico_sdk_version.cmake (the SDK's own record of it)."""
+    try:
+        text = (sdk / "pico_sdk_version.cmake").read_text()
+    except OSError:
+        raise UsageError(
+            f"PICO_SDK_PATH={sdk} is not a pico-sdk (no pico_sdk_version.cmake): {PICO_STEPS}") from None
+    parts = dict(re.findall(r"set\(PICO_SDK_VERSION_(MAJOR|MINOR|REVISION) (\d+)\)", text))
+    return ".".join(parts.get(k, "?") for k in ("MAJOR", "MINOR", "REVISION"))
+
+
+def _pico_key(form: Form, sdk: Path, board: str | None) -> str:
+    """What a Pico build depends on: the model's header, boardnet's firmware sources, the SDK
+    version and the compiler."""
+    h = hashlib.sha256()
+    for part in (render_c(form), sdk_version(sdk), str(sdk), board or "pico",
+                 run(["arm-none-eabi-gcc", "--version"], "arm-none-eabi-gcc --version",
+                     error=UsageError).stdout.splitlines()[0]):
+        h.update(part.encode() + b"\0")
+    root = firmware_dir()
+    for f in sorted([*(root / "pico").iterdir(), *(root / "core").iterdir()]):
+        if f.is_file():
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:24]
+
+
 def build_pico(form: Form, build: Path | None = None, *, board: str | None = None) -> Path:
-    """cmake + build firmware/pico with the form's header; the UF2."""
-    build = Path(build) if build is not None else Path(tempfile.mkdtemp(prefix="boardnet-fw-"))
-    project = firmware_dir() / "pico"
-    header = export_c(form, build / "model")
-    sdk = os.environ.get("PICO_SDK_PATH")
-    if not sdk:
+    """The UF2 of firmware/pico built with the form's header by the pico-sdk (cmake), cached
+    by header, firmware sources, SDK version and compiler: a second build is a lookup."""
+    sdk_path = os.environ.get("PICO_SDK_PATH")
+    if not sdk_path:
         raise UsageError(f"PICO_SDK_PATH is not set: {PICO_STEPS}")
-    if shutil.which("cmake") is None:
-        raise UsageError("cmake not found: install cmake (and gcc-arm-none-eabi), then run deploy again")
-    configure = ["cmake", "-S", str(project), "-B", str(build), f"-DPICO_SDK_PATH={sdk}",
+    sdk = Path(sdk_path)
+    for tool, package in (("cmake", "cmake"), ("arm-none-eabi-gcc", "gcc-arm-none-eabi")):
+        if shutil.which(tool) is None:
+            raise UsageError(f"{tool} not found: install {package} (the pico-sdk builds with it)")
+    cached = cache_root() / "pico" / _pico_key(form, sdk, board) / "boardnet.uf2"
+    if cached.is_file():
+        return cached
+    build = Path(build) if build is not None else Path(tempfile.mkdtemp(prefix="boardnet-pico-build-"))
+    header = export_c(form, build / "model")
+    configure = ["cmake", "-S", str(firmware_dir() / "pico"), "-B", str(build), f"-DPICO_SDK_PATH={sdk}",
                  f"-DBOARDNET_MODEL={header}"]
     if board == "pico2":
         configure.append("-DPICO_BOARD=pico2")
-    run(configure, "cmake (configure firmware/pico)")
-    run(["cmake", "--build", str(build), "-j"], "cmake --build (firmware/pico)")
+    run(configure, "cmake (configure firmware/pico)", detail=_cmake_error)
+    run(["cmake", "--build", str(build), "-j"], "cmake --build (firmware/pico)", detail=_cmake_error)
     uf2s = sorted(build.glob("*.uf2"))
     if not uf2s:
         raise BoardError(f"the Pico build wrote no .uf2 into {build}")
-    return uf2s[0]
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(".part")
+    shutil.copyfile(uf2s[0], partial)
+    partial.replace(cached)  # whole or absent: a parallel build of the same inputs may win
+    return cached
+
+
+def _cmake_error(output: str) -> str:
+    """The line of a failed SDK build that says what is wrong, with the usual remedy."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    error = next((ln for ln in lines if re.search(r"error|Error", ln)), lines[-1] if lines else "no output")
+    if "picotool" in output.lower() and "git" in output.lower():
+        error += (" -- the pico-sdk needs picotool 2.x to make UF2 files and could not fetch it: "
+                  "install picotool, or build it and set PICOTOOL_FETCH_FROM_GIT_PATH (README, C firmware)")
+    return error
 
 
 def build_esp32(form: Form, build: Path | None = None, *, board: str | None = None) -> Path:

@@ -188,6 +188,9 @@ class Link:
                 seen.append(line)
             item = P.parse_line(line)
             if isinstance(item, P.BoardInfo):
+                if tries > 1:
+                    # the answers to the repeated hellos (and an ERR for a Ctrl-B) follow this one
+                    self.drain(quiet=0.3, limit=3.0)
                 self.info = item
                 return item
             if isinstance(item, P.Crash):

@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..errors import BoardError
+from ..errors import BoardError, UsageError
 from ..firmware.emulated import ICOUNT_SHIFT, build_firmware, target_info
 from ..forms import Form
 from . import records
@@ -308,3 +308,15 @@ def start_persistent(kind: str, form: Form, timeout: float = 20.0) -> dict:
     }
     records.write(record)
     return record
+
+
+def fresh(kind: str, form: Form | None, runtime: str = "c") -> CFirmwareBoard:
+    if form is None:
+        raise BoardError(f"the {KINDS[kind]} runs firmware built with a model; this command has none")
+    return CFirmwareBoard(form, kind)
+
+
+def persist(kind: str, form: Form | None, runtime: str = "c", **options) -> dict:
+    if form is None:
+        raise UsageError(f"`sim start {kind}` needs the model its firmware is built with: --model M.json")
+    return start_persistent(kind, form, **options)

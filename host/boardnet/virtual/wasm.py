@@ -147,3 +147,13 @@ def start_persistent(timeout: float = READY_TIMEOUT) -> dict:
     }
     records.write(record)
     return record
+
+
+def fresh(form=None, runtime: str = "micropython") -> MicroPythonSim:
+    """A virtual MicroPython board for one command (the model is deployed by mpremote)."""
+    return MicroPythonSim()
+
+
+def persist(form=None, runtime: str = "micropython", **options) -> dict:
+    """The virtual MicroPython board that stays up: the running one, or a new one."""
+    return records.find(KIND) or start_persistent(**options)
