@@ -27,12 +27,13 @@ from .commands import info as info_cmd
 from .commands import predict as predict_cmd
 from .commands import sim as sim_cmd
 from .commands import train as train_cmd
-from .data import parse_inputs, read_inputs, rows_from_values, typed_rows
+from .data import read_inputs, rows_from_values, typed_rows
 from .errors import BoardnetError, UsageError
 from .forms import make as make_form
 from .link.boards import list_boards
 from .link.ports import resolve
 from .model import Model
+from .names import listed, shown
 from .plot import pyplot
 from .quantize import format_report
 from .train import TrainConfig
@@ -131,13 +132,13 @@ def _info(args: argparse.Namespace) -> int:
     info = info_cmd.describe(model)
     t = model.training or {}
     lines = [
-        f"{model.name}: {'-'.join(map(str, model.sizes))} {model.task} model, "
+        f"{shown(model.name, quote=False)}: {'-'.join(map(str, model.sizes))} {model.task} model, "
         f"{info['parameters']} parameters, fingerprint {info['fingerprint']}",
-        f"inputs   {', '.join(model.features)} (normalization: {model.normalization.method})",
-        f"outputs  {', '.join(model.outputs)}",
+        f"inputs   {listed(model.features)} (normalization: {model.normalization.method})",
+        f"outputs  {listed(model.outputs)}",
     ]
     if model.labels:
-        lines.append(f"labels   {', '.join(model.labels)}")
+        lines.append(f"labels   {listed(model.labels)}")
     if t:
         lines.append(
             f"training {t.get('n_train', '?')} rows, loss {t.get('config', {}).get('loss', '?')} "
@@ -167,19 +168,19 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 
 
 def _format_prediction(model: Model, row: dict) -> str:
-    xs = ", ".join(f"{n}={_fmt(v)}" for n, v in zip(model.features, row["x"]))
-    ys = ", ".join(f"{n} = {_fmt(v)}" for n, v in zip(model.outputs, row["y"]))
-    return f"{xs}  ->  {ys}" + (f"  ({row['class']})" if "class" in row else "")
+    xs = ", ".join(f"{shown(n, quote=False)}={_fmt(v)}" for n, v in zip(model.features, row["x"]))
+    ys = ", ".join(f"{shown(n, quote=False)} = {_fmt(v)}" for n, v in zip(model.outputs, row["y"]))
+    return f"{xs}  ->  {ys}" + (f"  ({shown(row['class'], quote=False)})" if "class" in row else "")
 
 
 def _format_board_row(model: Model, row: dict) -> str:
-    xs = ", ".join(f"{n}={float(v):.6g}" for n, v in zip(model.features, row["x"]))
+    xs = ", ".join(f"{shown(n, quote=False)}={float(v):.6g}" for n, v in zip(model.features, row["x"]))
     ys = "  ".join(
-        f"{name}: host {float(a):.9g} board {float(b):.9g}"
+        f"{shown(name, quote=False)}: host {float(a):.9g} board {float(b):.9g}"
         + (" (same bits)" if u == 0 else f" ({int(u)} ulp)")
         for name, a, b, u in zip(model.outputs, row["host"], row["board"], row["ulp"])
     )
-    return f"{xs}  ->  {ys}" + (f"  board says {row['class']}" if "class" in row else "")
+    return f"{xs}  ->  {ys}" + (f"  board says {shown(row['class'], quote=False)}" if "class" in row else "")
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -194,7 +195,7 @@ def _predict(args: argparse.Namespace) -> int:
     elif args.file:
         X = read_inputs(args.file, model.features)
     else:
-        banner = f"{model.name}: type {model.n_in} values ({', '.join(model.features)}); Ctrl-D ends"
+        banner = f"{model.name}: type {model.n_in} values ({listed(model.features)}); Ctrl-D ends"
         for X in typed_rows(model.n_in, banner):
             for row in predict_cmd.host_rows(form, X):
                 print(json.dumps(row) if args.json else _format_prediction(model, row), flush=True)
@@ -217,10 +218,10 @@ def _predict_on_board(model: Model, args: argparse.Namespace) -> int:
         elif args.file:
             show(read_inputs(args.file, model.features))
         elif not sys.stdin.isatty():
-            show(parse_inputs(sys.stdin.read(), model.features))
+            show(read_inputs("-", model.features))
         else:
             banner = (f"{model.name} on {args.port} ({board.info.describe()}): type {model.n_in} "
-                      f"values ({', '.join(model.features)}); Ctrl-D ends")
+                      f"values ({listed(model.features)}); Ctrl-D ends")
             for X in typed_rows(model.n_in, banner):
                 show(X)
     return 0
