@@ -21,6 +21,7 @@ from . import __version__
 from .commands import check as check_cmd
 from .commands import demo as demo_cmd
 from .commands import deploy as deploy_cmd
+from .commands import evaluate as evaluate_cmd
 from .commands import export as export_cmd
 from .commands import flash as flash_cmd
 from .commands import info as info_cmd
@@ -296,11 +297,95 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if result.report.passed else 1
 
 
-def _progress_bar(total: int | None, wanted: bool):
+def _progress_bar(total: int | None, wanted: bool, desc: str = "check"):
     """A tqdm bar on stderr when it is a terminal."""
     if not (wanted and sys.stderr.isatty()):
         return None
-    return tqdm(total=total, unit="pred", desc="check", leave=False, file=sys.stderr)
+    return tqdm(total=total, unit="pred", desc=desc, leave=False, file=sys.stderr)
+
+
+# ---- evaluate --------------------------------------------------------------------------
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model")
+    p.add_argument("data", metavar="TEST.csv",
+                   help="a labelled CSV: the model's features and its target column, by name")
+    p.add_argument("--precision", choices=["f32", "q15"], default="f32",
+                   help="f32 (the float32 reference) or q15 (the integer model)")
+    p.add_argument("--port", help="predict on the board on this port (pyserial URL, device, sim, "
+                   "sim-m0, auto) instead of the host")
+    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a reply (default 5)")
+    p.add_argument("--plot", metavar="PNG",
+                   help="the confusion matrix (regression: predicted vs true) as a PNG (needs matplotlib)")
+    p.add_argument("--json", action="store_true")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    model = _load(args.model)
+    if args.plot:
+        pyplot()  # a missing matplotlib is a usage error before any board work
+    data = evaluate_cmd.read_test(model, args.data)
+    form = make_form(model, args.precision)
+    if args.port:
+        bar = _progress_bar(len(data.X), not args.json, "evaluate")
+        try:
+            ev = evaluate_cmd.on_board(form, data, args.port, args.baud, args.timeout,
+                                       progress=bar.update if bar is not None else None)
+        finally:
+            if bar is not None:
+                bar.close()
+    else:
+        ev = evaluate_cmd.on_host(form, data)
+    lines, machine = _evaluation_lines(ev), ev.to_json()
+    if args.plot:
+        evaluate_cmd.plot(ev, args.plot)
+        lines.append(f"wrote the {'plot' if ev.task == 'regression' else 'confusion matrix'} to {args.plot}")
+        machine["plot"] = args.plot
+    _out(args, "\n".join(lines), machine)
+    return 0
+
+
+def _evaluation_lines(ev: evaluate_cmd.Evaluation) -> list[str]:
+    """The evaluate report: where it was computed, then the metrics."""
+    m = ev.metrics
+    if ev.on == "host":
+        where = f"host, the {ev.precision} reference (what a {ev.precision} board computes)"
+        agreement = None
+    else:
+        b, a = ev.board or {}, ev.agreement or {}
+        where = f"board on {ev.port}: {b.get('runtime')} on {b.get('platform')}, {ev.precision}"
+        agreement = ("identical outputs to the host's" if a.get("identical") else
+                     f"within check's tolerance of the host's outputs (largest distance "
+                     f"{a.get('max_distance')}; {a.get('tolerance')})" if not a.get("outside_tolerance") else
+                     f"{a.get('outside_tolerance')} outputs OUTSIDE check's tolerance of the host's "
+                     f"({a.get('tolerance')})")
+    lines = [f"{shown(ev.model, quote=False)} on {ev.data}: {ev.n} rows",
+             f"  computed on  {where}, fingerprint {ev.fingerprint}"]
+    if agreement:
+        lines.append(f"  agreement    {agreement}")
+    if ev.task == "regression":
+        lines.append(f"  MAE {m['mae']:.6g}, RMSE {m['rmse']:.6g}, R² {m['r2']:.4f}")
+        return lines
+    lines += [
+        f"  accuracy {m['accuracy']:.4f}, balanced accuracy {m['balanced_accuracy']:.4f}, "
+        f"log loss {m['log_loss']:.4f} (probabilities clipped to [{m['log_loss_clip']:g}, 1 - "
+        f"{m['log_loss_clip']:g}])",
+        "",
+    ]
+    names = [shown(c["label"], quote=False, max_len=24) for c in m["classes"]]
+    width = max(8, *(len(n) for n in names))
+    lines.append(f"  {'class':<{width}}  precision  recall      f1  support")
+    for name, c in zip(names, m["classes"]):
+        lines.append(f"  {name:<{width}}  {c['precision']:9.4f}  {c['recall']:6.4f}  {c['f1']:6.4f}  "
+                     f"{c['support']:7d}")
+    lines.append(f"  {'macro avg':<{width}}  {m['macro_precision']:9.4f}  {m['macro_recall']:6.4f}  "
+                 f"{m['macro_f1']:6.4f}  {m['n']:7d}")
+    cell = max(5, *(len(n) for n in names), *(len(str(v)) for row in m["confusion"] for v in row))
+    lines += ["", "  confusion (rows: true, columns: predicted)",
+              f"  {'':<{width}}  " + " ".join(f"{n:>{cell}}" for n in names)]
+    for name, row in zip(names, m["confusion"]):
+        lines.append(f"  {name:<{width}}  " + " ".join(f"{v:>{cell}d}" for v in row))
+    return lines
 
 
 # ---- sim -------------------------------------------------------------------------------
@@ -457,6 +542,8 @@ _COMMANDS: dict[str, Command] = {
     "flash-micropython": ("put a downloaded MicroPython firmware (.uf2, .bin) on a board",
                           _flash_args, _flash),
     "check": ("compare a board with the host; exit 1 outside tolerance", _check_args, _check),
+    "evaluate": ("accuracy, per-class report and confusion matrix (regression: MAE, RMSE, R²) of a "
+                 "labelled test file, on the host or on a board", _evaluate_args, _evaluate),
     "sim": ("start or stop a virtual board that stays up (sim start mp; sim stop)", _sim_args, _sim),
     "demo": ("the whole workflow on the tutorial's people", _demo_args, _demo),
 }

@@ -24,6 +24,7 @@ import numpy as np
 from . import __version__
 from .errors import ModelError
 from .files import write_atomic
+from .metrics import decisions
 from .numerics import forward32
 
 SCHEMA = 1
@@ -122,13 +123,11 @@ class Model(Stack):
         )
 
     def classify(self, y: np.ndarray) -> list[str] | None:
-        """Class names for outputs `y` of shape (batch, n_out); None for regression."""
-        y = np.atleast_2d(y)
-        if self.task == "binary":
-            return [self.labels[int(v >= 0.5)] for v in y[:, 0]]
-        if self.task == "multiclass":
-            return [self.labels[int(i)] for i in np.argmax(y, axis=1)]
-        return None
+        """Class names for outputs `y` of shape (batch, n_out); None for regression. Binary: labels[1]
+        when the output is >= 0.5; multi-class: the argmax (metrics.decisions)."""
+        if self.task == "regression":
+            return None
+        return [self.labels[int(i)] for i in decisions(y)]
 
     # ---- float64: the trainer's arithmetic ----------------------------------------------
     def predict(self, X: np.ndarray) -> np.ndarray:
