@@ -202,6 +202,47 @@ def test_an_unknown_label_is_one_line_with_the_cell(capsys, iris, tmp_path):
     assert "bad.csv:4:5: 'virginca' is not a class of the model (did you mean 'virginica'?)" in err
 
 
+# ---- train --test and export --data ----------------------------------------------------------
+def test_train_test_prints_the_evaluate_report(tmp_path, capsys, iris):
+    _, test, *_ = iris
+    train_csv = write_csv(tmp_path / "train.csv", *three_class_rows(150, 0))
+    args = ["train", str(train_csv), "--target", "species", "-o", str(tmp_path / "m.json"), "--hidden", "16",
+            "--epochs", "40", "--batch-size", "8", "--seed", "1", "--test", str(test)]
+    assert main(args) == 0
+    trained = capsys.readouterr().out
+    assert main(["evaluate", str(tmp_path / "m.json"), str(test)]) == 0
+    evaluated = capsys.readouterr().out
+    assert evaluated.strip() in trained
+    status, summary = run_json(capsys, *args)
+    _, ev = run_json(capsys, "evaluate", tmp_path / "m.json", test)
+    assert status == 0 and summary["test"]["metrics"] == ev["metrics"]
+
+
+def test_train_test_reads_the_test_file_before_training(tmp_path, capsys, iris):
+    _, test, *_ = iris
+    train_csv = write_csv(tmp_path / "train.csv", *three_class_rows(30, 0))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,c,d\n1,2,3,4\n")
+    assert main(["train", str(train_csv), "--target", "species", "-o", str(tmp_path / "m.json"),
+                 "--test", str(bad)]) == 2
+    assert "no target column 'species'" in capsys.readouterr().err
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_export_q15_reports_the_accuracy_change_on_test_rows(tmp_path, capsys, iris):
+    path, test, *_ = iris
+    status, out = run_json(capsys, "export", path, "--precision", "q15", "--c", tmp_path, "--data", test)
+    _, f32 = run_json(capsys, "evaluate", path, test)
+    _, q15 = run_json(capsys, "evaluate", path, test, "--precision", "q15")
+    assert status == 0
+    assert out["test"]["f32"] == f32["metrics"] and out["test"]["q15"] == q15["metrics"]
+    assert out["accuracy"]["inputs"] == 90 and out["accuracy"]["sample"] == "given rows"
+    assert main(["export", str(path), "--precision", "q15", "--c", str(tmp_path), "--data", str(test)]) == 0
+    text = capsys.readouterr().out
+    a, b = f32["metrics"]["accuracy"], q15["metrics"]["accuracy"]
+    assert f"(90 rows), f32 -> q15: accuracy {a:.4g} -> {b:.4g} ({b - a:+.2g})" in text
+
+
 # ---- on the boards: the board's own outputs give the host's report -----------------------------
 @pytest.mark.parametrize("port,precision", [
     pytest.param("sim", "f32", marks=pytest.mark.node),

@@ -91,6 +91,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--positive", help="the label whose probability a binary model outputs")
     p.add_argument("--name", help="model name (default: the output file's stem)")
     p.add_argument("--plot", help="write the loss curve to this PNG (needs matplotlib)")
+    p.add_argument("--test", metavar="TEST.csv",
+                   help="a labelled held-out file: after training, the evaluate report on it")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true")
 
@@ -101,11 +103,11 @@ def _train(args: argparse.Namespace) -> int:
         loss=args.loss, init=args.init, normalize=args.normalize, shuffle=not args.no_shuffle,
         seed=args.seed, name=args.name or Path(args.output).stem,
     )
-    model = train_cmd.train_file(
+    model, evaluation = train_cmd.train_file(
         args.data, args.target, args.output, config,
         features=args.features.split(",") if args.features else None,
         regression=args.regression, positive=args.positive, validation=args.val,
-        progress=not args.quiet and sys.stderr.isatty(), plot=args.plot,
+        progress=not args.quiet and sys.stderr.isatty(), plot=args.plot, test=args.test,
     )
     t = model.training
     lines = [
@@ -118,6 +120,9 @@ def _train(args: argparse.Namespace) -> int:
         f"wrote {args.output} (fingerprint {model.fingerprint()})",
     ]
     summary = {k: v for k, v in t.items() if k != "history"}
+    if evaluation is not None:
+        lines += ["", *_evaluation_lines(evaluation)]
+        summary["test"] = evaluation.to_json()
     _out(args, "\n".join(lines), {"model": args.output, "fingerprint": model.fingerprint(), **summary})
     return 0
 
@@ -236,6 +241,8 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="f32",
                    help="f32 (default) or q15 (integer-only: docs/integer-models.md)")
     p.add_argument("--mpy", action="store_true", help="also compile the module to .mpy (mpy-cross)")
+    p.add_argument("--data", metavar="TEST.csv",
+                   help="a labelled test file: accuracy of the float32 model and of this form on it")
     p.add_argument("--json", action="store_true")
 
 
@@ -243,7 +250,8 @@ def _export(args: argparse.Namespace) -> int:
     model = _load(args.model)
     if not (args.c or args.micropython):
         raise UsageError("say where: --c DIR and/or --micropython DIR")
-    result = export_cmd.export(model, args.precision, c_dir=args.c, mp_dir=args.micropython, mpy=args.mpy)
+    result = export_cmd.export(model, args.precision, c_dir=args.c, mp_dir=args.micropython, mpy=args.mpy,
+                               data=args.data)
     fit = result["fit"]
     for w in fit.get("warnings", []):
         warnings.warn(w, stacklevel=1)
@@ -256,8 +264,21 @@ def _export(args: argparse.Namespace) -> int:
         for w in result["accuracy"]["warnings"]:
             warnings.warn(w, stacklevel=1)
         lines += format_report(result["accuracy"])
+    if "test" in result:
+        lines.append(_test_change(result["test"], args.precision))
     _out(args, "\n".join(lines), result)
     return 0
+
+
+def _test_change(test: dict, precision: str) -> str:
+    """One line: the test file's metrics for the float32 model and for `precision`."""
+    ref, form = test["f32"], test[precision]
+    keys = ([("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"), ("log_loss", "log loss")]
+            if "accuracy" in ref else [("mae", "MAE"), ("rmse", "RMSE"), ("r2", "R²")])
+    if precision == "f32":
+        return f"on {test['data']} ({test['n']} rows): " + ", ".join(f"{t} {ref[k]:.4g}" for k, t in keys)
+    return f"on {test['data']} ({test['n']} rows), f32 -> {precision}: " + ", ".join(
+        f"{t} {ref[k]:.4g} -> {form[k]:.4g} ({form[k] - ref[k]:+.2g})" for k, t in keys)
 
 
 # ---- check -----------------------------------------------------------------------------
