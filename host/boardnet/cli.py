@@ -120,6 +120,9 @@ def _train(args: argparse.Namespace) -> int:
         f"wrote {args.output} (fingerprint {model.fingerprint()})",
     ]
     summary = {k: v for k, v in t.items() if k != "history"}
+    if args.plot:
+        lines.append(f"wrote the loss curve to {args.plot}")
+        summary["plot"] = args.plot
     if evaluation is not None:
         lines += ["", *_evaluation_lines(evaluation)]
         summary["test"] = evaluation.to_json()
@@ -312,9 +315,12 @@ def _check(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+    text, machine = result.report.text(), result.report.to_json()
     if args.plot:
         check_cmd.plot_parity(result, form, args.plot)
-    _out(args, result.report.text(), result.report.to_json())
+        text += f"\nwrote the parity plot to {args.plot}"
+        machine["plot"] = args.plot
+    _out(args, text, machine)
     return 0 if result.report.passed else 1
 
 
