@@ -184,6 +184,30 @@ def test_long_names_with_control_characters_stay_one_short_line(tmp_path):
     assert all(len(line) < 200 for line in r.stdout.splitlines())
 
 
+# ---- predict: values and options in any order, the form asked for ---------------------------
+def test_predict_takes_options_and_values_in_any_order(people_model):
+    r = run("predict", str(people_model), "--json", "128", "63", "155,68")
+    assert r.returncode == 0, r.stderr
+    assert [row["class"] for row in json.loads(r.stdout)] == ["F", "M"]
+    r = run("predict", "--json", str(people_model), "128", "--precision", "q15", "63")
+    assert r.returncode == 0, r.stderr and json.loads(r.stdout)[0]["class"] == "F"
+    r = run("predict", str(people_model), "128", "--bogus", "63")
+    assert r.returncode == 2 and "unrecognized arguments: --bogus" in r.stderr
+
+
+def test_predict_q15_on_the_host_is_the_integer_model(people_model):
+    model = Model.load(people_model)
+    X = np.array([[128.0, 63.0], [155.0, 68.0], [140.0, 66.0]])
+    ys = {}
+    for precision in ("f32", "q15"):
+        r = run("predict", str(people_model), *[f"{a},{b}" for a, b in X], "--precision", precision, "--json")
+        assert r.returncode == 0, r.stderr
+        ys[precision] = [row["y"][0] for row in json.loads(r.stdout)]
+    assert ys["q15"] == forms.make(model, "q15").predict(X)[:, 0].tolist()
+    assert ys["f32"] == forms.make(model, "f32").predict(X)[:, 0].tolist()
+    assert ys["q15"] != ys["f32"]
+
+
 # ---- plots say where they went ----------------------------------------------------------------
 def test_plots_say_where_they_were_written(tmp_path, pty_peer, people_model):
     board = ReferenceBoard(pty_peer, Model.load(people_model))

@@ -576,7 +576,13 @@ _COMMANDS: dict[str, Command] = {
 }
 
 
-def _parser() -> argparse.ArgumentParser:
+# Commands whose values may come before, between or after their options
+# (`predict MODEL --json 5.1 3.5`): parsed with argparse's intermixed parsing.
+_INTERMIXED = ("predict",)
+
+
+def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser and each command's."""
     p = argparse.ArgumentParser(
         prog="boardnet",
         description="Train on the laptop, flash to the board, check over serial.",
@@ -588,7 +594,22 @@ def _parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_text, description=help_text)
         add_arguments(sp)
         sp.set_defaults(run=run)
-    return p
+    return p, dict(sub.choices)
+
+
+def _parse(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    """The parser and the arguments; a command in _INTERMIXED is parsed again with intermixed
+    parsing when plain parsing leaves values over (argparse cannot intermix through subparsers)."""
+    parser, commands = _parsers()
+    argv = sys.argv[1:] if argv is None else argv
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command in _INTERMIXED:
+        at = argv.index(args.command)  # the top-level options are flags: no value can be this
+        top = argparse.Namespace(debug=args.debug, command=args.command)
+        args = commands[args.command].parse_intermixed_args(argv[at + 1:], top)
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return parser, args
 
 
 def _warn_line(message, category, filename, lineno, file=None, line=None) -> None:
@@ -596,8 +617,7 @@ def _warn_line(message, category, filename, lineno, file=None, line=None) -> Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    parser, args = _parse(argv)
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
