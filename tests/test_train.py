@@ -3,7 +3,10 @@ tutorial's training run, reproducibility and divergence."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,3 +151,19 @@ def test_regression_has_a_linear_output_in_raw_units():
     assert model.layers[-1].activation == "linear"
     pred = model.predict(X)[:, 0]
     assert np.sqrt(np.mean((pred - y) ** 2)) < 0.05 * y.std()
+
+
+def test_worked_example_from_the_model_and_the_public_example(capsys):
+    """Model.forward(x, trace=True) gives the tutorial's activations; examples/worked_example.py
+    prints its numbers through the public API."""
+    from boardnet.model import Model
+
+    m = Model.from_arrays([np.ones((2, 2)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)])
+    x, h, o = m.forward(np.array([-2.0, -1.0]), trace=True)
+    assert x.tolist() == [-2.0, -1.0]
+    assert h == pytest.approx([0.0474, 0.0474], abs=5e-5) and o == pytest.approx([0.524], abs=5e-4)
+    assert m.forward(np.array([[-2.0, -1.0]])).shape == (1, 1)
+    script = Path(__file__).resolve().parents[1] / "examples" / "worked_example.py"
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True).stdout
+    assert "h1 = h2 = f(-3)     = 0.0474" in out and "o1 = f(h1 + h2)     = 0.524" in out
+    assert "= 0.0215\n" in out and "dL/dw1 from train   = 0.02146953" in out
