@@ -8,7 +8,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHES = ["bench_train.py", "bench_export_c.py", "bench_micropython.py", "bench_q15.py",
-           "bench_serial.py", "bench_firmware.py"]
+           "bench_serial.py", "bench_gc_wasm.py", "bench_firmware.py"]
 
 if __name__ == "__main__":
     failed = []

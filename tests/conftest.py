@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import threading
 import tty
+import types
 
 import pytest
+import serial
+import serial.rfc2217
 
 from boardnet.commands.demo import train_people
 from boardnet.firmware.emulated import toolchain_missing
@@ -124,3 +128,81 @@ def pty_peer():
     yield make
     for peer in made:
         peer.close()
+
+
+# ---- a board farm's port server (RFC 2217, as ser2net serves one) ---------------------------
+class ModemlessPty(serial.Serial):
+    """A virtual board's pseudo-terminal has no modem lines (ioctl says ENOTTY): setting them
+    is ignored and reading them says quiet, as on a USB-CDC board with nothing wired."""
+
+    def _update_dtr_state(self) -> None:
+        try:
+            super()._update_dtr_state()
+        except OSError:
+            pass
+
+    def _update_rts_state(self) -> None:
+        try:
+            super()._update_rts_state()
+        except OSError:
+            pass
+
+    def _line(self, name: str) -> bool:
+        try:
+            return getattr(serial.Serial, name).fget(self)
+        except OSError:
+            return False
+
+    cts = property(lambda self: self._line("cts"))
+    dsr = property(lambda self: self._line("dsr"))
+    ri = property(lambda self: self._line("ri"))
+    cd = property(lambda self: self._line("cd"))
+
+
+class Rfc2217Server:
+    """pyserial's RFC 2217 port manager in front of a board's port, one client at a time:
+    what ser2net does for a board farm. `url` is the rfc2217:// URL to give boardnet."""
+
+    def __init__(self, device: str) -> None:
+        self.port = (serial.serial_for_url(device, timeout=0.02) if "://" in device
+                     else ModemlessPty(device, timeout=0.02))
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.url = f"rfc2217://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            wire = types.SimpleNamespace(write=conn.sendall)  # what PortManager writes to
+            manager = serial.rfc2217.PortManager(self.port, wire)
+            done = threading.Event()
+
+            def board_to_client(conn=conn, manager=manager, done=done) -> None:
+                while not done.is_set():
+                    try:
+                        data = self.port.read(self.port.in_waiting or 1)
+                        if data:
+                            conn.sendall(b"".join(manager.escape(data)))
+                    except OSError:
+                        return
+
+            reader = threading.Thread(target=board_to_client, daemon=True)
+            reader.start()
+            try:
+                while data := conn.recv(4096):
+                    self.port.write(b"".join(manager.filter(data)))
+            except OSError:
+                pass
+            done.set()
+            reader.join()
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+        self.port.close()

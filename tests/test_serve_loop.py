@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import subprocess
 import sys
 import textwrap
@@ -24,6 +25,14 @@ from boardnet.numerics import ulp_distance
 from boardnet.resources import micropython_dir
 
 SERVE = micropython_dir() / "boardnet_serve.py"
+# The malformed requests of the protocol's table of lines (tests/protocol_lines.json, run on
+# every runtime by test_protocol_lines.py): each one-line case answered with one ERR, as
+# (line without its end, code). tests/test_firmware.py takes them from here.
+MALFORMED = [
+    (case["send"].encode("latin-1").rstrip(b"\r\n"), case["expect"][0].split()[1])
+    for case in json.loads((Path(__file__).parent / "protocol_lines.json").read_text())["f32"]
+    if len(case["expect"]) == 1 and str(case["expect"][0]).startswith("ERR ")
+]
 
 
 def load(path: Path, name: str):
@@ -83,32 +92,7 @@ def test_human_form_and_time(served, model):
     assert isinstance(t, P.TimeInfo) and t.n == 50 and t.unit == "us"
 
 
-@pytest.mark.parametrize("request_, code", [
-    (b"x 1 3fc00000", "count"),
-    (b"x 1 3fc00000 3fc00000 3fc00000", "count"),
-    (b"x 1 3fc0000z 3fc00000", "value"),
-    (b"x 1 3fc000000 3fc00000", "value"),
-    (b"x 1 0x3fc000 3fc00000", "value"),
-    (b"x one 3fc00000 3fc00000", "value"),
-    (b"x 65536 3fc00000 3fc00000", "range"),
-    (b"x 1 7fc00000 3fc00000", "nonfinite"),
-    (b"x 1 ff800000 3fc00000", "nonfinite"),
-    (b"1.5 nan", "nonfinite"),
-    (b"1.5 inf", "nonfinite"),
-    (b"1.5 1e39", "nonfinite"),
-    (b"1.5", "count"),
-    (b"1.5 abc", "value"),
-    (b"1.5 2 3", "count"),
-    (b"frobnicate", "cmd"),
-    (b"hello there", "count"),
-    (b"time", "count"),
-    (b"time 0", "range"),
-    (b"time 100001", "range"),
-    (b"time many", "value"),
-    (b"1.5\x002", "bytes"),
-    (b"\xff\xfe\x80garbage", "bytes"),
-    (b"\x1b[A", "bytes"),
-])
+@pytest.mark.parametrize("request_, code", MALFORMED)
 def test_every_malformed_request_gets_err_and_the_loop_goes_on(served, request_, code):
     lines = run(served, request_ + b"\n" + b"x 9 3fc00000 40000000\n")
     assert lines[1].startswith(f"ERR {code} "), lines

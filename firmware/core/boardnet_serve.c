@@ -120,21 +120,6 @@ static unsigned count_tokens(const char *line, unsigned n)
     return count;
 }
 
-static int word_is(const char *tok, size_t len, const char *word)
-{
-    size_t i;
-    for (i = 0; i < len; ++i) {
-        char c = tok[i];
-        if (c >= 'A' && c <= 'Z') {
-            c = (char)(c - 'A' + 'a');
-        }
-        if (word[i] == '\0' || c != word[i]) {
-            return 0;
-        }
-    }
-    return word[len] == '\0';
-}
-
 /* ---- hello ------------------------------------------------------------------------------- */
 static void put_fields(const struct bn_server *s)
 {
@@ -174,7 +159,7 @@ void bn_server_init(struct bn_server *s, const struct bn_model *model)
     s->model = model;
     s->window = window < 1u ? 1u : window > BN_WINDOW_MAX ? BN_WINDOW_MAX : window;
     s->n = 0;
-    s->overlong = s->binary = s->after_cr = 0;
+    s->overlong = s->machine = s->after_cr = 0;
     /* `time` before any request runs on zeros */
     for (i = 0; i < model->n_in; ++i) {
         if (model->x != NULL) {
@@ -300,7 +285,7 @@ static void predict_machine(const struct bn_server *s, const char *line, unsigne
                 int r = parse_i16(tok, len, &v);
                 if (r != 0) {
                     /* out of int16 too: never saturated silently (docs/integer-models.md) */
-                    err_id("value", id, id_len, "not a decimal integer in -32768..32767");
+                    err_id("value", id, id_len, r == -1 ? "not a decimal integer" : "integer input outside int16");
                     return;
                 }
                 if (pass == 1u) {
@@ -456,14 +441,14 @@ static void handle(const struct bn_server *s, const char *line, unsigned n)
     ntok = count_tokens(line, n);
     if (len == 1u && (head[0] == 'x' || head[0] == 'X')) {
         predict_machine(s, line, n, ntok);
-    } else if (word_is(head, len, "hello") || word_is(head, len, "?")) {
+    } else if (bn_word_is(head, len, "hello") || bn_word_is(head, len, "?")) {
         if (ntok != 1u) {
             err("count", "hello takes no arguments");
         } else {
             put_str("OK hello ");
             put_fields(s);
         }
-    } else if (word_is(head, len, "time")) {
+    } else if (bn_word_is(head, len, "time")) {
         time_model(s, line, n, ntok);
     } else if ((head[0] >= '0' && head[0] <= '9') || head[0] == '+' || head[0] == '-' || head[0] == '.') {
         predict_human(s, line, n, ntok);
@@ -479,6 +464,35 @@ static void handle(const struct bn_server *s, const char *line, unsigned n)
 }
 
 /* ---- bytes -> lines ------------------------------------------------------------------------ */
+/* A byte the line grammar has no place for (docs/protocol.md): ERR bytes. */
+static int is_bad(unsigned char c)
+{
+    return (c < 32u && c != '\t') || c > 126u;
+}
+
+/* The order every runtime decides a line in: long, bytes, blank, then the request's own. */
+static void line_end(struct bn_server *s)
+{
+    const struct bn_model *m = s->model;
+    unsigned i;
+    if (s->overlong) {
+        put_str("ERR long line over ");
+        put_u64(m->line_max);
+        put_str(" bytes discarded");
+        put_end();
+        return;
+    }
+    for (i = 0; i < s->n; ++i) {
+        if (is_bad((unsigned char)m->line[i])) {
+            err("bytes", "binary or control bytes in the line");
+            return;
+        }
+    }
+    if (s->n != 0u) {
+        handle(s, m->line, s->n);
+    }
+}
+
 void bn_server_byte(struct bn_server *s, int c)
 {
     const struct bn_model *m = s->model;
@@ -489,18 +503,9 @@ void bn_server_byte(struct bn_server *s, int c)
             return;
         }
         s->after_cr = c == '\r';
-        if (s->overlong) {
-            put_str("ERR long line over ");
-            put_u64(m->line_max);
-            put_str(" bytes discarded");
-            put_end();
-        } else if (s->binary) {
-            err("bytes", "binary or control bytes in the line");
-        } else if (s->n != 0u) {
-            handle(s, m->line, s->n);
-        }
+        line_end(s);
         s->n = 0;
-        s->overlong = s->binary = 0;
+        s->overlong = 0;
         return;
     }
     s->after_cr = 0;
@@ -508,13 +513,21 @@ void bn_server_byte(struct bn_server *s, int c)
         /* Ctrl-C: MicroPython's "stop and return to the REPL"; with no REPL here, it drops
          * the line being typed, so a person (or mpremote) starts afresh. */
         s->n = 0;
-        s->overlong = s->binary = 0;
+        s->overlong = 0;
         return;
     }
-    if ((c < 32 && c != '\t') || c > 126) {
-        s->binary = 1;
+    if ((c == 0x08 || c == 0x7F) && !(s->n != 0u && s->machine)) {
+        /* Backspace or DEL from a person's terminal: delete the byte before, if any. A line
+         * over the limit stays discarded; machine lines are never edited. */
+        if (s->n != 0u && !s->overlong) {
+            --s->n;
+        }
+        return;
     }
     if (s->n < m->line_max) {
+        if (s->n == 0u) {
+            s->machine = c == 'x';
+        }
         m->line[s->n++] = (char)c;
     } else {
         s->overlong = 1;

@@ -66,7 +66,7 @@ struct bn_server {
     unsigned window;
     unsigned n;              /* bytes kept of the current line */
     unsigned char overlong;  /* the line passed line_max: answered ERR long at its end */
-    unsigned char binary;    /* a byte outside printable ASCII and tab: ERR bytes */
+    unsigned char machine;   /* its first byte is 'x': Backspace and DEL are not editing */
     unsigned char after_cr;  /* the last byte was \r: a \n now ends nothing */
 };
 

@@ -192,6 +192,21 @@ int bn_parse_u32(const char *s, size_t n, size_t max_digits, uint32_t *v)
     return 0;
 }
 
+int bn_word_is(const char *s, size_t n, const char *word)
+{
+    size_t i;
+    for (i = 0; i < n; ++i) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'Z') {
+            c = (char)(c - 'A' + 'a');
+        }
+        if (word[i] == '\0' || c != word[i]) {
+            return 0;
+        }
+    }
+    return word[n] == '\0';
+}
+
 /* ---- float32 fields --------------------------------------------------------------------- */
 /* The positive float32 with these bits (below 0x7f800000) is m * 2^e. */
 static void f32_split(uint32_t bits, uint32_t *m, int *e)
@@ -240,21 +255,6 @@ static int dec_cmp(const struct decimal *d, uint32_t m, int e)
     return c;
 }
 
-static int lower_is(const char *s, size_t n, const char *word)
-{
-    size_t i;
-    for (i = 0; i < n; ++i) {
-        char c = s[i];
-        if (c >= 'A' && c <= 'Z') {
-            c = (char)(c - 'A' + 'a');
-        }
-        if (word[i] == '\0' || c != word[i]) {
-            return 0;
-        }
-    }
-    return word[n] == '\0';
-}
-
 int bn_parse_decimal_f32(const char *s, size_t n, uint32_t *bits)
 {
     static struct decimal d; /* ~330 bytes: kept off the stack of a small board */
@@ -271,8 +271,8 @@ int bn_parse_decimal_f32(const char *s, size_t n, uint32_t *bits)
         sign = s[i] == '-' ? 0x80000000u : 0u;
         ++i;
     }
-    if (lower_is(s + i, n - i, "nan") || lower_is(s + i, n - i, "inf") ||
-        lower_is(s + i, n - i, "infinity")) {
+    if (bn_word_is(s + i, n - i, "nan") || bn_word_is(s + i, n - i, "inf") ||
+        bn_word_is(s + i, n - i, "infinity")) {
         return BN_DEC_NONFINITE;
     }
     big_set(&d.L0, 0u);

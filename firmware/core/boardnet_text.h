@@ -48,6 +48,9 @@ size_t bn_format_g9(uint32_t bits, char *out);
 /* v in decimal; writes at most BN_U64_MAX bytes, no NUL; returns the length. */
 size_t bn_format_u64(uint64_t v, char *out);
 
+/* 1 when s[0..n-1] is `word` (lower case) in any case: "Hello", "NaN". */
+int bn_word_is(const char *s, size_t n, const char *word);
+
 /* s[0..n-1], 1 to max_digits ASCII digits (max_digits <= 9) -> *v; 0, or -1 otherwise. */
 int bn_parse_u32(const char *s, size_t n, size_t max_digits, uint32_t *v);
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from . import __version__
@@ -28,11 +28,12 @@ from .commands import info as info_cmd
 from .commands import predict as predict_cmd
 from .commands import sim as sim_cmd
 from .commands import train as train_cmd
-from .data import read_inputs, rows_from_values, typed_rows
+from .data import read_inputs, text_rows, typed_rows
 from .errors import BoardnetError, UsageError
 from .forms import make as make_form
 from .link.boards import list_boards
 from .link.ports import resolve
+from .link.protocol import ErrorReply
 from .model import Model
 from .names import listed, shown
 from .plot import pyplot
@@ -61,6 +62,54 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _count(text: str) -> int:
+    """A positive integer (--n, --baud)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: a seed is 0 or more")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A finite, positive number of seconds (--timeout)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text}: give a finite number of seconds above 0")
+    return value
+
+
+def _png(text: str) -> str:
+    """A picture's path whose folder exists, checked before any work (--plot)."""
+    folder = Path(text).parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: no folder {folder} to write the picture into")
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other error (CONTRACT.md), exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"boardnet: error: {self.prog.removeprefix('boardnet ')}: {message} "
+                     f"(`{self.prog} --help`)\n")
+
+
 def _load(path: str) -> Model:
     return Model.load(path)
 
@@ -86,11 +135,11 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-shuffle", action="store_true", help="keep the file's order every epoch")
     p.add_argument("--val", type=float, default=None,
                    help="fraction held out for validation, stratified (default 0.2 from 50 rows on)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--regression", action="store_true", help="numeric target, linear output")
     p.add_argument("--positive", help="the label whose probability a binary model outputs")
     p.add_argument("--name", help="model name (default: the output file's stem)")
-    p.add_argument("--plot", help="write the loss curve to this PNG (needs matplotlib)")
+    p.add_argument("--plot", type=_png, help="write the loss curve to this PNG (needs matplotlib)")
     p.add_argument("--test", metavar="TEST.csv",
                    help="a labelled held-out file: after training, the evaluate report on it")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -120,13 +169,12 @@ def _train(args: argparse.Namespace) -> int:
         f"wrote {args.output} (fingerprint {model.fingerprint()})",
     ]
     summary = {k: v for k, v in t.items() if k != "history"}
-    if args.plot:
-        lines.append(f"wrote the loss curve to {args.plot}")
-        summary["plot"] = args.plot
     if evaluation is not None:
         lines += ["", *_evaluation_lines(evaluation)]
         summary["test"] = evaluation.to_json()
     _out(args, "\n".join(lines), {"model": args.output, "fingerprint": model.fingerprint(), **summary})
+    if args.plot:
+        print(f"wrote {args.plot}", file=sys.stderr)
     return 0
 
 
@@ -172,7 +220,7 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=["f32", "q15"], default="f32",
                    help="the form of the model: f32 (float32) or q15 (the integer model); a board "
                    "on --port answers in the form it runs")
-    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--baud", type=_count, default=115200)
     p.add_argument("--json", action="store_true")
 
 
@@ -200,39 +248,47 @@ def _predict(args: argparse.Namespace) -> int:
         return _predict_on_board(model, args)
     form = make_form(model, args.precision)
     if args.x:
-        X = rows_from_values(args.x, model.n_in)
+        rows = predict_cmd.host_rows(form, texts=text_rows(args.x, model.n_in))
     elif args.file:
-        X = read_inputs(args.file, model.features)
+        rows = predict_cmd.host_rows(form, read_inputs(args.file, model.features))
     else:
         banner = f"{model.name}: type {model.n_in} values ({listed(model.features)}); Ctrl-D ends"
-        for X in typed_rows(model.n_in, banner):
-            for row in predict_cmd.host_rows(form, X):
+        for texts in typed_rows(model.n_in, banner):
+            try:
+                typed = predict_cmd.host_rows(form, texts=texts)
+            except UsageError as e:  # a person's bad row: say why, and go on
+                print(f"boardnet: {e}", file=sys.stderr)
+                continue
+            for row in typed:
                 print(json.dumps(row) if args.json else _format_prediction(model, row), flush=True)
         return 0
-    rows = predict_cmd.host_rows(form, X)
     _out(args, "\n".join(_format_prediction(model, r) for r in rows), rows)
     return 0
 
 
 def _predict_on_board(model: Model, args: argparse.Namespace) -> int:
     """The serial predict loop: the board's answer beside the host's, row by row."""
-    with predict_cmd.on_board(model, args.port, args.baud, args.precision) as board:
+    with predict_cmd.on_board(model, args.port, args.baud, args.precision, model_file=args.model) as board:
 
-        def show(X: np.ndarray) -> None:
-            for row in board.rows(X):
+        def show(rows: list[dict]) -> None:
+            for row in rows:
                 print(json.dumps(row) if args.json else _format_board_row(model, row), flush=True)
 
         if args.x:
-            show(rows_from_values(args.x, model.n_in))
+            show(board.rows(texts=text_rows(args.x, model.n_in)))
         elif args.file:
-            show(read_inputs(args.file, model.features))
+            show(board.rows(read_inputs(args.file, model.features)))
         elif not sys.stdin.isatty():
-            show(read_inputs("-", model.features))
+            show(board.rows(read_inputs("-", model.features)))
         else:
             banner = (f"{model.name} on {args.port} ({board.info.describe()}): type {model.n_in} "
                       f"values ({listed(model.features)}); Ctrl-D ends")
-            for X in typed_rows(model.n_in, banner):
-                show(X)
+            for texts in typed_rows(model.n_in, banner):
+                try:
+                    show(board.rows(texts=texts))
+                except (UsageError, ErrorReply) as e:  # a person's bad row: say why, and go on
+                    print(f"boardnet: {e}", file=sys.stderr)
+                    board.link.drain()
     return 0
 
 
@@ -290,13 +346,16 @@ def _check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", required=True,
                    help="pyserial URL or device, auto, or sim (a fresh virtual board)")
     p.add_argument("--data", help="CSV of inputs (header names the features); default: random inputs")
-    p.add_argument("--n", type=int, default=1000, help="random inputs to compare (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    p.add_argument("--baud", type=int, default=115200)
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a reply (default 5)")
+    p.add_argument("--n", type=_count, default=1000, help="random inputs to compare (default 1000)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs")
+    p.add_argument("--baud", type=_count, default=115200)
+    p.add_argument("--timeout", type=_seconds, default=5.0, help="seconds to wait for a reply (default 5)")
+    p.add_argument("--start", action="store_true",
+                   help="a MicroPython board at its REPL: start the serve loop it holds (when it "
+                   "holds this model) instead of stopping with an error")
     p.add_argument("--precision", choices=["f32", "q15"], default="f32",
                    help="the model's form on the board: f32 (0 ulp) or q15 (identical integers)")
-    p.add_argument("--plot", metavar="PNG",
+    p.add_argument("--plot", metavar="PNG", type=_png,
                    help="board vs host scatter and error histogram (needs matplotlib)")
     p.add_argument("--json", action="store_true")
 
@@ -310,17 +369,14 @@ def _check(args: argparse.Namespace) -> int:
     bar = _progress_bar(args.n if args.data is None else None, not args.json)
     try:
         result = check_cmd.run(form, args.port, data=args.data, n=args.n, seed=args.seed,
-                               baud=args.baud, timeout=args.timeout,
-                               progress=bar.update if bar is not None else None)
+                               baud=args.baud, timeout=args.timeout, start=args.start,
+                               model_file=args.model, progress=bar.update if bar is not None else None)
     finally:
         if bar is not None:
             bar.close()
-    text, machine = result.report.text(), result.report.to_json()
-    if args.plot:
-        check_cmd.plot_parity(result, form, args.plot)
-        text += f"\nwrote the parity plot to {args.plot}"
-        machine["plot"] = args.plot
-    _out(args, text, machine)
+    _out(args, result.report.text(), result.report.to_json())
+    if args.plot:  # after the report: a plot that fails loses nothing
+        print(f"wrote {check_cmd.plot_parity(result, form, args.plot)}", file=sys.stderr)
     return 0 if result.report.passed else 1
 
 
@@ -340,9 +396,12 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
                    help="f32 (the float32 reference) or q15 (the integer model)")
     p.add_argument("--port", help="predict on the board on this port (pyserial URL, device, sim, "
                    "sim-m0, auto) instead of the host")
-    p.add_argument("--baud", type=int, default=115200)
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a reply (default 5)")
-    p.add_argument("--plot", metavar="PNG",
+    p.add_argument("--baud", type=_count, default=115200)
+    p.add_argument("--timeout", type=_seconds, default=5.0, help="seconds to wait for a reply (default 5)")
+    p.add_argument("--start", action="store_true",
+                   help="a MicroPython board at its REPL: start the serve loop it holds (when it "
+                   "holds this model) instead of stopping with an error")
+    p.add_argument("--plot", metavar="PNG", type=_png,
                    help="the confusion matrix (regression: predicted vs true) as a PNG (needs matplotlib)")
     p.add_argument("--json", action="store_true")
 
@@ -357,18 +416,16 @@ def _evaluate(args: argparse.Namespace) -> int:
         bar = _progress_bar(len(data.X), not args.json, "evaluate")
         try:
             ev = evaluate_cmd.on_board(form, data, args.port, args.baud, args.timeout,
-                                       progress=bar.update if bar is not None else None)
+                                       progress=bar.update if bar is not None else None,
+                                       start=args.start, model_file=args.model)
         finally:
             if bar is not None:
                 bar.close()
     else:
         ev = evaluate_cmd.on_host(form, data)
-    lines, machine = _evaluation_lines(ev), ev.to_json()
-    if args.plot:
-        evaluate_cmd.plot(ev, args.plot)
-        lines.append(f"wrote the {'plot' if ev.task == 'regression' else 'confusion matrix'} to {args.plot}")
-        machine["plot"] = args.plot
-    _out(args, "\n".join(lines), machine)
+    _out(args, "\n".join(_evaluation_lines(ev)), ev.to_json())
+    if args.plot:  # after the report, as check does: a plot that fails loses nothing
+        print(f"wrote {evaluate_cmd.plot(ev, args.plot)}", file=sys.stderr)
     return 0
 
 
@@ -446,7 +503,7 @@ def _sim(args: argparse.Namespace) -> int:
 def _boards_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--probe", action="store_true",
                    help="ask each board (opens the port: resets ESP32 dev boards, stops programs)")
-    p.add_argument("--timeout", type=float, default=1.0, help="seconds per answer when probing")
+    p.add_argument("--timeout", type=_seconds, default=1.0, help="seconds per answer when probing")
     p.add_argument("--json", action="store_true")
 
 
@@ -473,8 +530,8 @@ def _deploy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--board", help="--runtime c: pico, pico2, esp32, esp32c3, esp32s3 ... "
                    "(default: from the port's USB ID)")
     p.add_argument("--drive", help="--runtime c on a Pico: the mounted BOOTSEL drive")
-    p.add_argument("--baud", type=int, default=115200)
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds for each mpremote step")
+    p.add_argument("--baud", type=_count, default=115200)
+    p.add_argument("--timeout", type=_seconds, default=60.0, help="seconds for each mpremote step")
     p.add_argument("--json", action="store_true")
 
 
@@ -540,7 +597,7 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="boardnet-demo", help="folder for the model and exports")
     p.add_argument("--port", help="a real board instead of the virtual one")
     p.add_argument("--host-only", action="store_true", help="train and predict on the host; no board")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=_seed, default=1)
     p.add_argument("--json", action="store_true")
 
 
@@ -583,7 +640,7 @@ _INTERMIXED = ("predict",)
 
 def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The top-level parser and each command's."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="boardnet",
         description="Train on the laptop, flash to the board, check over serial.",
     )

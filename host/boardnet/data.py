@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import sys
 import warnings
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ from .errors import DataError, UsageError
 from .names import listed, nearest, shown
 
 MAX_CLASSES_WITHOUT_REGRESSION = 20
+# A number a person types: the boards' grammar for human request lines (docs/protocol.md),
+# so the host reads a typed row exactly as the board does
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -318,26 +322,29 @@ def _bare_rows(path, rows, features: tuple[str, ...]) -> np.ndarray:
     return np.array(X, dtype=np.float64)  # (n, n_in)
 
 
-def rows_from_values(values: list[str], n_in: int) -> np.ndarray:
-    """Rows from numbers given on a command line or typed: "1 2", "1,2" or "1,2 3,4"."""
+def text_rows(values: list[str], n_in: int) -> list[list[str]]:
+    """Rows of decimal texts from numbers given on a command line or typed: "1 2", "1,2" or
+    "1,2 3,4". The texts are kept as typed: a board parses the decimal itself (forms.Form.parse)."""
     numbers = []
     for v in values:
         for part in v.replace(",", " ").split():
-            try:
-                numbers.append(float(part))
-            except ValueError:
-                raise UsageError(f"{part!r} is not a number") from None
+            if not DECIMAL.fullmatch(part):
+                raise UsageError(f"{part!r} is not a number (a decimal such as -1.25 or 3e-2)")
+            numbers.append(part)
     if len(numbers) % n_in or not numbers:
         raise UsageError(f"the model takes {n_in} values per row; got {len(numbers)}")
-    X = np.array(numbers, dtype=np.float64).reshape(-1, n_in)  # (rows, n_in)
-    if not np.all(np.isfinite(X)):
-        raise UsageError("inputs must be finite numbers")
-    return X
+    return [numbers[i : i + n_in] for i in range(0, len(numbers), n_in)]
+
+
+def rows_from_values(values: list[str], n_in: int) -> np.ndarray:
+    """`text_rows` as float64 numbers (rows, n_in)."""
+    return np.array(text_rows(values, n_in), dtype=np.float64)
 
 
 def typed_rows(n_in: int, banner: str):
-    """Rows a person types at a prompt (or a pipe feeds), until end of input; a bad line is
-    reported on stderr and skipped, so one typo does not end the session."""
+    """Rows a person types at a prompt (or a pipe feeds), as decimal texts (`text_rows`),
+    until end of input; a bad line is reported on stderr and skipped, so one typo does not
+    end the session."""
     tty = sys.stdin.isatty()
     if tty:
         print(banner)
@@ -350,11 +357,11 @@ def typed_rows(n_in: int, banner: str):
         if not line.strip():
             continue
         try:
-            X = rows_from_values([line], n_in)
+            rows = text_rows([line], n_in)
         except UsageError as e:
             print(f"boardnet: {e}", file=sys.stderr)
             continue
-        yield X
+        yield rows
 
 
 def stratified_split(

@@ -36,6 +36,7 @@ give 1 and 0; sigmoid(±0) = 0.5 exactly.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -137,3 +138,29 @@ def ulp_distance(a: Any, b: Any) -> np.ndarray:
         return np.where(i < 0, -(i & 0x7FFFFFFF), i)
 
     return np.abs(ordered(a) - ordered(b))
+
+
+FLOAT32_MAX = float(np.finfo(f32).max)
+
+
+def float32_of_decimal(text: str) -> np.float32:
+    """The float32 nearest to the decimal `text`, ties to even: what a correctly rounded
+    parser (C's strtof, boardnet's C firmware) reads. Not float32(float(text)): rounding to
+    float64 first moves a decimal just past a float32 halfway point onto it. ValueError for
+    text that is no decimal number, OverflowError beyond float32's range."""
+    text = text.strip()
+    exact = Fraction(text)
+    if exact == 0:
+        return f32(-0.0) if text.startswith("-") else f32(0.0)
+    with np.errstate(over="ignore"):
+        near = f32(float(exact))  # within one float32 step of the answer
+        if not np.isfinite(near):
+            near = f32(FLOAT32_MAX) if exact > 0 else f32(-FLOAT32_MAX)
+        candidates = [np.nextafter(near, f32(-np.inf)), near, np.nextafter(near, f32(np.inf))]
+    finite = [c for c in candidates if np.isfinite(c)]
+    best = min(finite, key=lambda c: (abs(Fraction(float(c)) - exact), int(np.array(c).view(np.uint32)) & 1))
+    # beyond the largest float32 by half a step or more, round to nearest gives infinity
+    top = Fraction(FLOAT32_MAX) + Fraction(2) ** (127 - 24)
+    if abs(exact) >= top:
+        raise OverflowError(f"{text} is beyond float32's range (+-{FLOAT32_MAX:.8g})")
+    return f32(best)

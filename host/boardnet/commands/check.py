@@ -25,9 +25,10 @@ from ..errors import BoardError, UsageError
 from ..forms import Form
 from ..link.ports import resolve
 from ..link.protocol import BoardInfo
-from ..link.session import Link, open_link
+from ..link.session import Link
 from ..plot import pyplot, save_png
-from .target import attach
+from .deploy import deploy_hint
+from .target import attach, connect
 
 
 @dataclass
@@ -99,8 +100,9 @@ def random_inputs(model, n: int, seed: int = 0) -> np.ndarray:
     return (lo + (hi - lo) * rng.uniform(0, 1, size=(n, model.n_in))).astype(np.float32)  # (n, n_in)
 
 
-def verify_board(form: Form, info: BoardInfo, port: str) -> None:
-    """Refuse a board that holds another model (or the same model in another form)."""
+def verify_board(form: Form, info: BoardInfo, port: str, model_file: str = "MODEL.json") -> None:
+    """Refuse a board that holds another model (or the same model in another form), saying
+    how to put this one there (`model_file` is the model as the user named it)."""
     model = form.model
     if info.fingerprint != form.fingerprint:
         if (info.precision != form.precision and info.precision in forms.FORMS
@@ -111,8 +113,8 @@ def verify_board(form: Form, info: BoardInfo, port: str) -> None:
             )
         raise BoardError(
             f"the board on {port} holds model {info.model!r} with fingerprint {info.fingerprint}, "
-            f"not {model.name!r} ({form.fingerprint}): deploy it first "
-            f"(`boardnet deploy MODEL --port {port}`)"
+            f"not {model.name!r} ({form.fingerprint}): deploy it first: "
+            f"{deploy_hint(model_file, port, info)}"
         )
     if (info.n_in, info.n_out) != (model.n_in, model.n_out):
         raise BoardError(
@@ -140,9 +142,11 @@ def check(model, port: str, data: str | None = None, n: int = 1000, seed: int = 
 
 
 def run(form: Form, port: str, data: str | None = None, n: int = 1000, seed: int = 0,
-        baud: int = 115200, *, progress=None, timeout: float = 5.0, timing: bool = True) -> Run:
+        baud: int = 115200, *, progress=None, timeout: float = 5.0, timing: bool = True,
+        start: bool = False, model_file: str = "MODEL.json") -> Run:
     """`check`, keeping the inputs and both outputs (raises BoardError for board or link
-    trouble, so nothing is counted after a reset). `progress(k)` is told of each answer."""
+    trouble, so nothing is counted after a reset). `progress(k)` is told of each answer;
+    `start` starts the loop a board at its REPL holds (commands.target.connect)."""
     model = form.model
     if data is not None:
         X = read_inputs(data, model.features).astype(np.float32)
@@ -156,10 +160,11 @@ def run(form: Form, port: str, data: str | None = None, n: int = 1000, seed: int
         raise UsageError("inputs must be finite float32 numbers")
     Xb = form.inputs(X)  # (n, n_in): what travels to the board
     target = resolve(port)
-    with attach(target, form) as board_at, open_link(board_at.url, baud, timeout) as link:
+    with attach(target, form) as board_at, \
+            connect(board_at, form, baud=baud, timeout=timeout, start=start, model_file=model_file) as link:
         info = link.info
         assert info is not None
-        verify_board(form, info, port)
+        verify_board(form, info, board_at.url, model_file)
         t0 = time.perf_counter()
         board = link.predict_many(form, Xb, progress=progress)  # (n, n_out)
         seconds = time.perf_counter() - t0

@@ -21,6 +21,7 @@ start` would leave it: deploying is putting the model somewhere it lasts
 from __future__ import annotations
 
 import hashlib
+import shlex
 import shutil
 import tempfile
 import time
@@ -342,3 +343,35 @@ def deploy(
     report = DeployReport(target.url)
     deploy_micropython(form, target.url, baud=baud, report=report, **micropython_options)
     return report
+
+
+# ---- hints that work as printed --------------------------------------------------------------
+# The C firmware's hello names its platform; deploy names the board by --board.
+C_BOARD_OF_PLATFORM = {"rp2040": "pico", "rp2350": "pico2"}
+
+
+def deploy_hint(model_file: str, port: str, info: BoardInfo | None = None) -> str:
+    """A command that puts `model_file` on the board on `port`, as it can be typed."""
+    m, p = shlex.quote(model_file), shlex.quote(port)
+    record = next((r for r in virtual.running() if r["port"] == port), None)
+    if record is not None:
+        shortcut = next(s for s, k in virtual.SHORTCUTS.items() if k == record["kind"])
+        return f"boardnet deploy {m} --port {shortcut}"
+    if info is not None and info.runtime == "c":
+        board = C_BOARD_OF_PLATFORM.get(info.platform) or (
+            info.platform if info.platform.startswith("esp32") else None)
+        if board is None:
+            return (f"rebuild the firmware on {port} with this model (boardnet export {m} --c DIR; "
+                    "firmware/README.md)")
+        return f"boardnet deploy {m} --port {p} --runtime c --board {board}"
+    return f"boardnet deploy {m} --port {p}"
+
+
+def start_deployed(form: Form, port: str, baud: int = 115200) -> None:
+    """Start the serve loop a MicroPython board at its REPL holds, when it holds this model."""
+    facts = mp.probe(port)
+    if facts.fingerprint != form.fingerprint:
+        held = f"model {facts.fingerprint}" if facts.fingerprint else "no boardnet model"
+        raise BoardError(f"the board on {port} holds {held}, not {form.fingerprint}: deploy it "
+                         f"(`{deploy_hint('MODEL.json', port)}`)")
+    mp.start_serve_loop(port, baud)

@@ -26,11 +26,10 @@ from ..data import Dataset, read_labelled
 from ..errors import UsageError
 from ..forms import Form
 from ..link.ports import resolve
-from ..link.session import open_link
 from ..model import Model
 from ..plot import plot_confusion, plot_regression
 from .check import verify_board
-from .target import attach
+from .target import attach, connect
 
 
 @dataclass
@@ -77,15 +76,17 @@ def on_host(form: Form, data: Dataset) -> Evaluation:
 
 
 def on_board(form: Form, data: Dataset, port: str, baud: int = 115200, timeout: float = 5.0,
-             progress=None) -> Evaluation:
+             progress=None, *, start: bool = False, model_file: str = "MODEL.json") -> Evaluation:
     """The board's own outputs on the test rows (a virtual board gets the form deployed, by
-    commands.target's rule); raises BoardError for a board that holds another model."""
+    commands.target's rule; `start` starts the loop a board at its REPL holds); raises
+    BoardError for a board that holds another model."""
     model = form.model
     Xb = form.inputs(data.X)  # (n, n_in): what travels to the board
-    with attach(resolve(port), form) as board_at, open_link(board_at.url, baud, timeout) as link:
+    with attach(resolve(port), form) as board_at, \
+            connect(board_at, form, baud=baud, timeout=timeout, start=start, model_file=model_file) as link:
         info = link.info
         assert info is not None
-        verify_board(form, info, port)
+        verify_board(form, info, board_at.url, model_file)
         t0 = time.perf_counter()
         Yb = link.predict_many(form, Xb, progress=progress)  # (n, n_out) board units
         seconds = time.perf_counter() - t0
@@ -104,12 +105,13 @@ def on_board(form: Form, data: Dataset, port: str, baud: int = 115200, timeout: 
 
 
 def evaluate(model: Model, path: str | Path, precision: str = "f32", port: str | None = None,
-             baud: int = 115200, timeout: float = 5.0, progress=None) -> Evaluation:
-    """Read the labelled file and evaluate the `precision` form on the host or on `port`."""
+             baud: int = 115200, timeout: float = 5.0, progress=None, **board) -> Evaluation:
+    """Read the labelled file and evaluate the `precision` form on the host or on `port`
+    (`board`: on_board's start and model_file)."""
     form = forms.make(model, precision)
     data = read_test(model, path)
     if port:
-        return on_board(form, data, port, baud, timeout, progress)
+        return on_board(form, data, port, baud, timeout, progress, **board)
     return on_host(form, data)
 
 

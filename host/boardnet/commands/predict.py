@@ -15,17 +15,35 @@ from typing import Any
 import numpy as np
 
 from .. import forms
+from ..errors import UsageError
 from ..forms import Form
 from ..link.ports import resolve
 from ..link.protocol import BoardInfo
-from ..link.session import Link, open_link
+from ..link.session import Link
 from .check import verify_board
-from .target import attach
+from .target import attach, connect
 
 
-def host_rows(form: Form, X: np.ndarray) -> list[dict[str, Any]]:
+def board_inputs(form: Form, X: np.ndarray | None = None,
+                 texts: list[list[str]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(raw inputs (n, n_in), board inputs) for rows given as numbers (a file) or as decimal
+    texts (typed), which the form reads as the board's own parser reads a typed line (so a
+    decimal just past a float32 halfway point rounds on the host as on the board)."""
+    if texts is None:
+        assert X is not None
+        return X, form.inputs(X)
+    try:
+        Xb = form.parse(texts)
+    except (ValueError, OverflowError) as e:
+        raise UsageError(f"{e}") from None
+    return np.array(texts, dtype=np.float64), Xb
+
+
+def host_rows(form: Form, X: np.ndarray | None = None,
+              texts: list[list[str]] | None = None) -> list[dict[str, Any]]:
     """{"x", "y", "class"} per row: the outputs a board of this form computes."""
-    Y = form.predict(X)  # (n, n_out)
+    X, Xb = board_inputs(form, X, texts)
+    Y = form.outputs(form.reference(Xb))  # (n, n_out)
     classes = form.model.classify(Y)
     return [
         {"x": x.tolist(), "y": [float(v) for v in y], **({"class": c} if classes else {})}
@@ -46,10 +64,10 @@ class BoardPredictor:
         assert self.link.info is not None
         return self.link.info
 
-    def rows(self, X: np.ndarray) -> list[dict[str, Any]]:
+    def rows(self, X: np.ndarray | None = None, texts: list[list[str]] | None = None) -> list[dict[str, Any]]:
         """{"x", "host", "board", "ulp", "class"} per row; inputs travel in the board's form,
         so the board sees exactly the host's input."""
-        Xb = self.form.inputs(X)
+        X, Xb = board_inputs(self.form, X, texts)
         board_b = self.link.predict_many(self.form, Xb)
         host_b = self.form.reference(Xb)
         distance = self.form.tolerance(X, host_b, board_b).distance
@@ -63,13 +81,14 @@ class BoardPredictor:
 
 
 @contextmanager
-def on_board(model, port: str, baud: int = 115200, precision: str = "f32") -> Iterator[BoardPredictor]:
+def on_board(model, port: str, baud: int = 115200, precision: str = "f32", *,
+             model_file: str = "MODEL.json") -> Iterator[BoardPredictor]:
     """A BoardPredictor on `port`; a virtual board gets the `precision` form deployed, a real
     one is taken in the form it says it runs."""
     form = forms.make(model, precision)
-    with attach(resolve(port), form) as board, open_link(board.url, baud) as link:
+    with attach(resolve(port), form) as board, connect(board, form, baud=baud, model_file=model_file) as link:
         assert link.info is not None
         if link.info.precision != form.precision and link.info.precision in forms.FORMS:
             form = forms.make(model, link.info.precision)
-        verify_board(form, link.info, port)
+        verify_board(form, link.info, board.url, model_file)
         yield BoardPredictor(link, form, port)

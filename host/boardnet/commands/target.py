@@ -13,15 +13,19 @@ Every other port is the user's board: it is used as it is and never stopped.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .. import virtual
+from ..errors import BoardError
 from ..forms import Form
 from ..link.ports import Target
+from ..link.protocol import NotServing
+from ..link.session import Link, open_link
 from ..virtual import records
-from .deploy import deploy_micropython
+from .deploy import deploy_hint, deploy_micropython, start_deployed
 
 
 @dataclass(frozen=True)
@@ -53,3 +57,21 @@ def attach(target: Target, form: Form) -> Iterator[Board]:
         yield Board(url, f"{kind.description} (fresh, for this command)", fresh=True)
     finally:
         board.stop()
+
+
+def connect(board: Board, form: Form, *, baud: int = 115200, timeout: float = 5.0, start: bool = False,
+            model_file: str = "MODEL.json") -> Link:
+    """The handshaken link to `board`. A MicroPython board at its REPL is an error that says
+    how to start its loop, or, with `start`, gets the loop it holds started (when it holds
+    this model)."""
+    try:
+        return open_link(board.url, baud, timeout)
+    except NotServing as e:
+        if not start:
+            hint = deploy_hint(model_file, board.url)
+            raise BoardError(
+                f"{e}. Start the loop it holds: boardnet check {shlex.quote(model_file)} --port "
+                f"{shlex.quote(board.url)} --start; or deploy and start it at every boot: {hint} --autostart"
+            ) from None
+    start_deployed(form, board.url, baud)
+    return open_link(board.url, baud, timeout)

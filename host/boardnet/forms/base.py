@@ -53,6 +53,11 @@ class Form(ABC):
         """Raw inputs (n, n_in) -> the board inputs they travel as."""
 
     @abstractmethod
+    def parse(self, texts: list[list[str]]) -> np.ndarray:
+        """Rows of decimal texts (typed by a person) -> board inputs, read as the board's own
+        parser reads a human request line; ValueError or OverflowError for a bad value."""
+
+    @abstractmethod
     def reference(self, Xb: np.ndarray) -> np.ndarray:
         """Board inputs (n, n_in) -> the outputs the board must return (n, n_out)."""
 

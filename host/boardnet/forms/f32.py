@@ -55,6 +55,10 @@ class F32(Form):
     def inputs(self, X: Any) -> np.ndarray:
         return np.atleast_2d(np.asarray(X, dtype=np.float32))  # (n, n_in)
 
+    def parse(self, texts: list[list[str]]) -> np.ndarray:
+        return np.array([[numerics.float32_of_decimal(t) for t in row] for row in texts],
+                        dtype=np.float32).reshape(len(texts), self.model.n_in)
+
     def reference(self, Xb: np.ndarray) -> np.ndarray:
         return numerics.forward32(self.layers, Xb)
 

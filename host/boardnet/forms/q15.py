@@ -50,6 +50,10 @@ class Q15(Form):
     def inputs(self, X: Any) -> np.ndarray:
         return self.q.quantize_inputs(X)  # (n, n_in) int16 values in int64
 
+    def parse(self, texts: list[list[str]]) -> np.ndarray:
+        return np.array([self.q.parse_row(row) for row in texts], dtype=np.int64).reshape(
+            len(texts), self.model.n_in)
+
     def reference(self, Xb: np.ndarray) -> np.ndarray:
         return self.q.predict_int(Xb)
 

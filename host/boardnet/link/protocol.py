@@ -36,7 +36,14 @@ class BoardReset(LinkError):
 
 
 class NotServing(LinkError):
-    """A MicroPython REPL answers instead of the serve loop."""
+    """A MicroPython REPL answers instead of the serve loop: `what` it showed, on `url`."""
+
+    def __init__(self, url: str, what: str, line: str) -> None:
+        self.url, self.what, self.line = url, what, line
+        super().__init__(
+            f"the board on {url} is at the MicroPython REPL (it showed {what}: {line[:60]!r}): "
+            "the boardnet serve loop is not running"
+        )
 
 
 class VersionMismatch(LinkError):
@@ -55,7 +62,9 @@ class ErrorReply(LinkError):
 
 # ---- requests --------------------------------------------------------------------------
 def encode_hello() -> bytes:
-    return b"hello\n"
+    # \r\n: a MicroPython REPL runs a line at \r (and then shows itself with a NameError);
+    # the serve loops take \r\n as one line end
+    return b"hello\r\n"
 
 
 def encode_predict(rid: int, inputs: str) -> bytes:

@@ -7,14 +7,17 @@ sends 0x03: Ctrl-C would stop the serve loop (that byte belongs to mpremote and 
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import numpy as np
 import serial
+import serial.rfc2217
 
-from ..errors import BoardError
+from ..errors import BoardError, UsageError
 from ..forms import Form
 from . import protocol as P
 
@@ -25,34 +28,66 @@ BOOT_GRACE = 2.5
 HOST_WINDOW_MAX = 64
 
 
+def _check_url(url: str) -> None:
+    """Refuse a malformed URL with what is wrong with it (pyserial's own messages for some
+    of these are garbled, and spy:// cannot wrap another URL)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return  # a device name
+    if scheme == "spy" and "://" in rest:
+        raise UsageError(f"--port {url}: spy:// wraps a serial device (spy:///dev/ttyACM0?file=wire.txt), "
+                         "not another URL")
+    if scheme in ("socket", "rfc2217"):
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if not parts.hostname or port is None or not 0 < port < 65536:
+            raise UsageError(f"--port {url}: expected {scheme}://HOST:PORT with PORT in 1..65535")
+
+
+def _cause(text: str) -> str:
+    """What went wrong in a pyserial message, without its "could not open port X:" wrapping."""
+    found = re.findall(r"\[Errno -?\d+\] ([^\[]+?)(?::|$)", text)
+    return found[-1].strip().lower() if found else text
+
+
 def open_serial(url: str, baud: int = 115200, read_timeout: float = 0.05) -> serial.SerialBase:
-    """Open a pyserial port with DTR and RTS asserted; BoardError (status 3) when it cannot."""
+    """Open a pyserial port with DTR and RTS asserted; BoardError (status 3) when it cannot,
+    UsageError (2) for a URL that names no port."""
+    _check_url(url)
     try:
         ser = serial.serial_for_url(url, do_not_open=True)
-        ser.baudrate = baud
-        ser.timeout = read_timeout
-        ser.write_timeout = DEFAULT_TIMEOUT
-        # The Pico's USB CDC sends nothing until the host asserts DTR; set both lines
-        # before open so that they do not toggle afterwards (a toggle resets ESP32 boards).
-        ser.dtr = True
-        ser.rts = True
-        if hasattr(ser, "exclusive") and not url.startswith(("socket://", "rfc2217://", "loop://")):
-            ser.exclusive = True  # a second program on the port would steal replies
+    except (serial.SerialException, ValueError) as e:
+        raise UsageError(f"--port {url}: {e}") from None
+    ser.baudrate = baud
+    ser.timeout = read_timeout
+    # pyserial's RFC 2217 client has no write timeout (its writes go to a TCP socket, which
+    # the server drains as the board reads); every other port gets one
+    ser.write_timeout = None if isinstance(ser, serial.rfc2217.Serial) else DEFAULT_TIMEOUT
+    # The Pico's USB CDC sends nothing until the host asserts DTR; set both lines before open
+    # so that they do not toggle afterwards (a toggle resets ESP32 boards).
+    ser.dtr = True
+    ser.rts = True
+    if hasattr(ser, "exclusive") and "://" not in url:
+        ser.exclusive = True  # a second program on the port would steal replies
+    try:
         ser.open()
     except serial.SerialException as e:
         text = str(e)
-        if "[Errno 2]" in text or "No such file" in text:
-            raise BoardError(
-                f"cannot open port {url}: no such device (is the board plugged in? "
-                "`boardnet boards` lists ports)"
-            ) from None
         if "exclusively lock" in text or "[Errno 16]" in text or "[Errno 11]" in text:
             raise BoardError(
                 f"port {url} is busy: another program (mpremote, a terminal) has it open"
             ) from None
-        raise BoardError(f"cannot open port {url}: {text}") from None
+        if "://" not in url and ("[Errno 2]" in text or "No such file" in text):
+            raise BoardError(
+                f"cannot open port {url}: no such device (is the board plugged in? "
+                "`boardnet boards` lists ports)"
+            ) from None
+        raise BoardError(f"cannot open port {url}: {_cause(text)}") from None
     except (ValueError, OSError) as e:
-        raise BoardError(f"cannot open port {url}: {e}") from None
+        raise BoardError(f"cannot open port {url}: {_cause(str(e))}") from None
     return ser
 
 
@@ -128,11 +163,12 @@ class Link:
         timeout = self.timeout if timeout is None else timeout
         start = time.monotonic()
         deadline = start + timeout
-        # "\n" first ends any partial line the board holds (its ERR is skipped below)
-        self.write(b"\n" + P.encode_hello())
+        # "\r\n" first ends any partial line the board holds (its ERR is skipped below)
+        self.write(b"\r\n" + P.encode_hello())
         resend = start + 1.0  # a board that was booting may have missed it
         crash: P.Crash | None = None
         seen: list[str] = []
+        tries = 1
         while True:
             line = self.readline(min(deadline, resend))
             now = time.monotonic()
@@ -140,7 +176,12 @@ class Link:
                 if now >= deadline:
                     break
                 if crash is None:
-                    self.write(P.encode_hello())
+                    # A board left in the raw REPL (an mpremote that was stopped) echoes
+                    # nothing and runs nothing: Ctrl-B takes it to the friendly REPL, which
+                    # shows itself. A serve loop answers that byte with an ERR, skipped.
+                    quiet = not seen and not self._buf and tries == 1
+                    self.write((b"\x02\r\n" if quiet else b"") + P.encode_hello())
+                    tries += 1
                 resend = now + 1.0
                 continue
             if line.strip():
@@ -154,12 +195,7 @@ class Link:
                 # the REPL will answer the hello with a NameError and a prompt: wait a moment
                 deadline = min(deadline, now + 0.5)
         if crash is not None:
-            raise P.NotServing(
-                f"the board on {self.url} shows {crash.what} ({crash.line[:60]!r}): the boardnet "
-                "serve loop is not running. Deploy the model (`boardnet deploy MODEL --port "
-                f"{self.url}`) or start the loop at the REPL: import boardnet_serve; "
-                "boardnet_serve.main()"
-            )
+            raise P.NotServing(self.url, crash.what, crash.line)
         said = f"; it said {seen[-1][:60]!r}" if seen else ", not a byte"
         raise P.LinkTimeout(
             f"no hello reply from {self.url} within {timeout:g} s{said}. Is a boardnet serve loop "

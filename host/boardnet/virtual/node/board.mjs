@@ -76,11 +76,16 @@ let swallow = 0; // bytes of REPL output to hide (the raw REPL's "OK" during raw
 let muted = false;
 let dropping = false; // no host is reading: drop output instead of stalling
 let tap = null; // collects output while the bridge watches for a mode change
+let held = null; // output held back while a loop is handed over (runHandedOver)
 const pending = [];
 
 function emit(bytes) {
   if (muted) return;
   if (typeof bytes === 'string') bytes = Buffer.from(bytes, 'latin1');
+  if (held) {
+    held.push(Buffer.from(bytes));
+    return;
+  }
   let start = 0;
   if (swallow > 0) {
     start = Math.min(swallow, bytes.length);
@@ -381,8 +386,56 @@ async function loadInterpreter() {
   mp.registerJsModule('_boardnet_board', {
     reset: () => requestReset('hard'),
     soft_reset: () => requestReset('soft'),
+    loop: handOver,
   });
   runPython(SETUP);
+}
+
+// This build (the pyscript variant: MICROPY_GC_SPLIT_HEAP_AUTO) collects garbage only
+// when the outermost call from JavaScript returns, where no pointer can hide in the C
+// stack; gc_collect(), gc.collect() included, only sets a flag (ports/webassembly/main.c).
+// A program that never returns, a serve loop, would grow the heap until WebAssembly memory
+// runs out. So it may hand its loop over, `_boardnet_board.loop(step)`, and return: step()
+// is then called from here, at the top level, until it returns false or raises, and each
+// call's garbage is collected when it returns. What the REPL prints after the command that
+// handed over (its prompt) is held back until the loop ends, as if the command still ran.
+let handover = null;
+
+function handOver(step) {
+  if (handover || typeof step !== 'function') return false;
+  handover = step;
+  held = [];
+  return true;
+}
+
+function setInterruptChar(c) {
+  runPython(`import micropython\nmicropython.kbd_intr(${c})`);
+}
+
+function runHandedOver() {
+  const step = handover;
+  const after = Buffer.concat(held);
+  held = null;
+  let error = '';
+  setInterruptChar(CTRL_C); // as while a REPL command runs
+  try {
+    while (step() === true && !resetRequest);
+  } catch (e) {
+    if (e.name !== 'PythonError') throw e;
+    error = e.message;
+  }
+  setInterruptChar(-1);
+  handover = null;
+  if (resetRequest) return;
+  if (mode === MODE_RAW) {
+    // end of output, the exception, end of error output, prompt
+    emit(after.subarray(0, 1));
+    emit(error);
+    emit(after.subarray(1));
+  } else {
+    emit(error);
+    emit(after);
+  }
 }
 
 function requestReset(kind) {
@@ -417,6 +470,7 @@ async function powerOn({ runMain, note = '' }) {
     if (!resetRequest && runMain && mode === MODE_FRIENDLY) {
       if (fs.existsSync(path.join(fsDir, 'main.py'))) announceBooted();
       runPython("_boardnet_run('main.py')");
+      if (handover) runHandedOver();
     }
     runPython('del _boardnet_run');
     if (resetRequest) {
@@ -521,6 +575,7 @@ setMode(boot.mode);
 await powerOn({ runMain: boot.runMain, note: boot.note });
 for (;;) {
   const ret = handle(take());
+  if (handover) runHandedOver();
   flushOut();
   if (resetRequest) {
     const kind = resetRequest;
