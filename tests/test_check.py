@@ -235,3 +235,18 @@ def test_port_sim_shortcut_and_predict(tmp_path, capsys):
     assert main(["predict", path, "1.5", "2", "--port", "sim"]) == 0
     out = capsys.readouterr().out
     assert "host 0.43053" in out and "board 0.43053" in out
+
+
+def test_cosine_similarity_is_clamped_to_one():
+    """Identical host and board outputs whose float64 cosine rounds above 1 (1.0000000000000002)."""
+    from boardnet.commands.check import compare
+
+    rng = np.random.default_rng(0)
+    while True:
+        y = rng.uniform(0, 1, (int(rng.integers(2, 50)), 1)).astype(np.float32)
+        v = y.astype(np.float64).ravel()
+        if v @ v / (np.linalg.norm(v) * np.linalg.norm(v)) > 1.0:
+            break
+    info = P.board_info(P.parse_fields(hello_fields(fp=FORM.fingerprint).split()))
+    report = compare(FORM, info, "fake", np.zeros((len(y), 2), np.float32), y, y.copy(), 1.0, None, "test")
+    assert report.passed and report.cosine_similarity == 1.0

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
-from boardnet.data import read_csv, read_inputs
+from boardnet.data import read_csv, read_inputs, read_labelled
 from boardnet.errors import DataError
+from boardnet.names import listed, shown
 
 
 def write(tmp_path, text: str, name: str = "d.csv"):
@@ -89,3 +92,53 @@ def test_inputs_with_a_header_pick_the_model_features(tmp_path):
     assert read_inputs(write(tmp_path, "128,63\n155,68\n", "r.csv"), ("w", "h")).tolist() == [[128, 63], [155, 68]]
     with pytest.raises(DataError, match=r"r2.csv:2: expected 2 values"):
         read_inputs(write(tmp_path, "1,2\n3\n", "r2.csv"), ("w", "h"))
+
+
+def test_one_reader_for_inputs_any_order_quoted_names_and_one_note(tmp_path):
+    p = write(tmp_path, 'label,"b,\nsecond",id,a\nx,2,r1,1\ny,4,r2,3\n')
+    with pytest.warns(UserWarning) as notes:
+        X = read_inputs(p, ("a", "b,\nsecond"))
+    assert X.tolist() == [[1, 2], [3, 4]]
+    assert [str(w.message) for w in notes] == [f"{p}: ignoring columns label, id (not among the model's inputs)"]
+
+
+def test_bare_rows_separated_by_spaces_or_commas_from_stdin(monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("128 63\n155, 68\n\n140\t66\n"))
+    assert read_inputs("-", ("w", "h")).tolist() == [[128, 63], [155, 68], [140, 66]]
+    monkeypatch.setattr("sys.stdin", io.StringIO("128 63\n155 x\n"))
+    with pytest.raises(DataError, match=r"^-:2: value 2, 'x', is not a finite number$"):
+        read_inputs("-", ("w", "h"))
+
+
+def test_inputs_get_the_training_files_errors(tmp_path):
+    text = "a,b,g\n1,2,x\n3,4o,y\n5,6,x\n"
+    with pytest.raises(DataError) as train_error:
+        read_csv(write(tmp_path, text), "g", features=["a", "b"])
+    with pytest.raises(DataError) as input_error:
+        read_inputs(write(tmp_path, text), ("a", "b"))
+    assert str(input_error.value) == str(train_error.value) == f"{tmp_path / 'd.csv'}:3:2: '4o' is not a number (column 'b')"
+
+
+def test_labelled_files_map_labels_to_the_models_classes(tmp_path):
+    p = write(tmp_path, "y,x2,x1\n1.0,2,1\n0,4,3\n1,6,5\n")
+    d = read_labelled(p, ("x1", "x2"), "y", "binary", ("0", "1"))
+    assert d.X.tolist() == [[1, 2], [3, 4], [5, 6]] and d.classes.tolist() == [1, 0, 1]
+    d = read_labelled(p, ("x1", "x2"), "y", "multiclass", ("1", "0", "7"))
+    assert d.classes.tolist() == [0, 1, 0] and d.y.shape == (3, 3)
+    with pytest.raises(DataError, match=r"d.csv:2:1: '1.0' is not a class of the model; its classes are a, b$"):
+        read_labelled(p, ("x1", "x2"), "y", "binary", ("a", "b"))
+    with pytest.raises(DataError, match=r"d.csv:1: no feature column 'x22' \(did you mean 'x2'\?\); the model takes x1, x22; the columns are y, x2, x1$"):
+        read_labelled(p, ("x1", "x22"), "y", "binary", ("0", "1"))
+    r = read_labelled(p, ("x1",), "y", "regression")
+    assert r.y[:, 0].tolist() == [1, 0, 1]
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("plain", "'plain'"),
+    ("a\rb\nc\x00", "'a\\rb\\nc\\x00'"),
+    ("it's", "'it\\'s'"),
+    ("x" * 100, "'" + "x" * 27 + "..." + "x" * 10 + "' (100 characters)"),
+])
+def test_names_in_messages_are_escaped_and_shortened(name, expected):
+    assert shown(name) == expected
+    assert "\n" not in listed([name] * 100) and len(listed([name] * 100)) < 2000

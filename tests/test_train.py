@@ -3,7 +3,10 @@ tutorial's training run, reproducibility and divergence."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,3 +151,46 @@ def test_regression_has_a_linear_output_in_raw_units():
     assert model.layers[-1].activation == "linear"
     pred = model.predict(X)[:, 0]
     assert np.sqrt(np.mean((pred - y) ** 2)) < 0.05 * y.std()
+
+
+def three_blobs(n: int = 150, seed: int = 0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    k = np.arange(n) % 3
+    centres = np.array([[5.0, 3.4, 1.5, 0.2], [5.9, 2.8, 4.3, 1.3], [6.6, 3.0, 5.6, 2.0]])
+    X = centres[k] + rng.normal(0, 0.35, (n, 4))
+    return Dataset(X, np.eye(3)[k], ("a", "b", "c", "d"), "kind", "multiclass", ("p", "q", "r"))
+
+
+def test_training_that_learns_nothing_warns_with_a_suggestion():
+    """--lr 1000 on a 3-class set: saturated units, flat loss, chance accuracy; exit 0 but a
+    warning that says so and what to try."""
+    with pytest.warns(UserWarning, match="training learned nothing") as caught:
+        model = train(three_blobs(), TrainConfig(hidden=(8,), epochs=100, lr=1000.0, batch_size=1))
+    message = str(caught[0].message)
+    assert "no better than" in message and "majority" in message
+    assert "saturated" in message and "try a smaller learning rate than --lr 1000" in message
+    assert model.training["train_accuracy"] == pytest.approx(1 / 3)
+    assert model.training["warning"] == message
+
+
+def test_training_that_learns_is_silent():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = train(three_blobs(), TrainConfig(hidden=(8,), epochs=100, lr=0.1, batch_size=1))
+    assert model.training["train_accuracy"] > 0.9 and "warning" not in model.training
+
+
+def test_worked_example_from_the_model_and_the_public_example(capsys):
+    """Model.forward(x, trace=True) gives the tutorial's activations; examples/worked_example.py
+    prints its numbers through the public API."""
+    from boardnet.model import Model
+
+    m = Model.from_arrays([np.ones((2, 2)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)])
+    x, h, o = m.forward(np.array([-2.0, -1.0]), trace=True)
+    assert x.tolist() == [-2.0, -1.0]
+    assert h == pytest.approx([0.0474, 0.0474], abs=5e-5) and o == pytest.approx([0.524], abs=5e-4)
+    assert m.forward(np.array([[-2.0, -1.0]])).shape == (1, 1)
+    script = Path(__file__).resolve().parents[1] / "examples" / "worked_example.py"
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True).stdout
+    assert "h1 = h2 = f(-3)     = 0.0474" in out and "o1 = f(h1 + h2)     = 0.524" in out
+    assert "= 0.0215\n" in out and "dL/dw1 from train   = 0.02146953" in out

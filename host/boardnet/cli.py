@@ -21,19 +21,21 @@ from . import __version__
 from .commands import check as check_cmd
 from .commands import demo as demo_cmd
 from .commands import deploy as deploy_cmd
+from .commands import evaluate as evaluate_cmd
 from .commands import export as export_cmd
 from .commands import flash as flash_cmd
 from .commands import info as info_cmd
 from .commands import predict as predict_cmd
 from .commands import sim as sim_cmd
 from .commands import train as train_cmd
-from .data import parse_inputs, read_inputs, text_rows, typed_rows
+from .data import read_inputs, text_rows, typed_rows
 from .errors import BoardnetError, UsageError
 from .forms import make as make_form
 from .link.boards import list_boards
 from .link.ports import resolve
 from .link.protocol import ErrorReply
 from .model import Model
+from .names import listed, shown
 from .plot import pyplot
 from .quantize import format_report
 from .train import TrainConfig
@@ -138,6 +140,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--positive", help="the label whose probability a binary model outputs")
     p.add_argument("--name", help="model name (default: the output file's stem)")
     p.add_argument("--plot", type=_png, help="write the loss curve to this PNG (needs matplotlib)")
+    p.add_argument("--test", metavar="TEST.csv",
+                   help="a labelled held-out file: after training, the evaluate report on it")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true")
 
@@ -148,11 +152,11 @@ def _train(args: argparse.Namespace) -> int:
         loss=args.loss, init=args.init, normalize=args.normalize, shuffle=not args.no_shuffle,
         seed=args.seed, name=args.name or Path(args.output).stem,
     )
-    model = train_cmd.train_file(
+    model, evaluation = train_cmd.train_file(
         args.data, args.target, args.output, config,
         features=args.features.split(",") if args.features else None,
         regression=args.regression, positive=args.positive, validation=args.val,
-        progress=not args.quiet and sys.stderr.isatty(), plot=args.plot,
+        progress=not args.quiet and sys.stderr.isatty(), plot=args.plot, test=args.test,
     )
     t = model.training
     lines = [
@@ -165,7 +169,12 @@ def _train(args: argparse.Namespace) -> int:
         f"wrote {args.output} (fingerprint {model.fingerprint()})",
     ]
     summary = {k: v for k, v in t.items() if k != "history"}
+    if evaluation is not None:
+        lines += ["", *_evaluation_lines(evaluation)]
+        summary["test"] = evaluation.to_json()
     _out(args, "\n".join(lines), {"model": args.output, "fingerprint": model.fingerprint(), **summary})
+    if args.plot:
+        print(f"wrote {args.plot}", file=sys.stderr)
     return 0
 
 
@@ -180,13 +189,13 @@ def _info(args: argparse.Namespace) -> int:
     info = info_cmd.describe(model)
     t = model.training or {}
     lines = [
-        f"{model.name}: {'-'.join(map(str, model.sizes))} {model.task} model, "
+        f"{shown(model.name, quote=False)}: {'-'.join(map(str, model.sizes))} {model.task} model, "
         f"{info['parameters']} parameters, fingerprint {info['fingerprint']}",
-        f"inputs   {', '.join(model.features)} (normalization: {model.normalization.method})",
-        f"outputs  {', '.join(model.outputs)}",
+        f"inputs   {listed(model.features)} (normalization: {model.normalization.method})",
+        f"outputs  {listed(model.outputs)}",
     ]
     if model.labels:
-        lines.append(f"labels   {', '.join(model.labels)}")
+        lines.append(f"labels   {listed(model.labels)}")
     if t:
         lines.append(
             f"training {t.get('n_train', '?')} rows, loss {t.get('config', {}).get('loss', '?')} "
@@ -216,19 +225,19 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 
 
 def _format_prediction(model: Model, row: dict) -> str:
-    xs = ", ".join(f"{n}={_fmt(v)}" for n, v in zip(model.features, row["x"]))
-    ys = ", ".join(f"{n} = {_fmt(v)}" for n, v in zip(model.outputs, row["y"]))
-    return f"{xs}  ->  {ys}" + (f"  ({row['class']})" if "class" in row else "")
+    xs = ", ".join(f"{shown(n, quote=False)}={_fmt(v)}" for n, v in zip(model.features, row["x"]))
+    ys = ", ".join(f"{shown(n, quote=False)} = {_fmt(v)}" for n, v in zip(model.outputs, row["y"]))
+    return f"{xs}  ->  {ys}" + (f"  ({shown(row['class'], quote=False)})" if "class" in row else "")
 
 
 def _format_board_row(model: Model, row: dict) -> str:
-    xs = ", ".join(f"{n}={float(v):.6g}" for n, v in zip(model.features, row["x"]))
+    xs = ", ".join(f"{shown(n, quote=False)}={float(v):.6g}" for n, v in zip(model.features, row["x"]))
     ys = "  ".join(
-        f"{name}: host {float(a):.9g} board {float(b):.9g}"
+        f"{shown(name, quote=False)}: host {float(a):.9g} board {float(b):.9g}"
         + (" (same bits)" if u == 0 else f" ({int(u)} ulp)")
         for name, a, b, u in zip(model.outputs, row["host"], row["board"], row["ulp"])
     )
-    return f"{xs}  ->  {ys}" + (f"  board says {row['class']}" if "class" in row else "")
+    return f"{xs}  ->  {ys}" + (f"  board says {shown(row['class'], quote=False)}" if "class" in row else "")
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -243,7 +252,7 @@ def _predict(args: argparse.Namespace) -> int:
     elif args.file:
         rows = predict_cmd.host_rows(form, read_inputs(args.file, model.features))
     else:
-        banner = f"{model.name}: type {model.n_in} values ({', '.join(model.features)}); Ctrl-D ends"
+        banner = f"{model.name}: type {model.n_in} values ({listed(model.features)}); Ctrl-D ends"
         for texts in typed_rows(model.n_in, banner):
             try:
                 typed = predict_cmd.host_rows(form, texts=texts)
@@ -270,10 +279,10 @@ def _predict_on_board(model: Model, args: argparse.Namespace) -> int:
         elif args.file:
             show(board.rows(read_inputs(args.file, model.features)))
         elif not sys.stdin.isatty():
-            show(board.rows(parse_inputs(sys.stdin.read(), model.features)))
+            show(board.rows(read_inputs("-", model.features)))
         else:
             banner = (f"{model.name} on {args.port} ({board.info.describe()}): type {model.n_in} "
-                      f"values ({', '.join(model.features)}); Ctrl-D ends")
+                      f"values ({listed(model.features)}); Ctrl-D ends")
             for texts in typed_rows(model.n_in, banner):
                 try:
                     show(board.rows(texts=texts))
@@ -291,6 +300,8 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="f32",
                    help="f32 (default) or q15 (integer-only: docs/integer-models.md)")
     p.add_argument("--mpy", action="store_true", help="also compile the module to .mpy (mpy-cross)")
+    p.add_argument("--data", metavar="TEST.csv",
+                   help="a labelled test file: accuracy of the float32 model and of this form on it")
     p.add_argument("--json", action="store_true")
 
 
@@ -298,7 +309,8 @@ def _export(args: argparse.Namespace) -> int:
     model = _load(args.model)
     if not (args.c or args.micropython):
         raise UsageError("say where: --c DIR and/or --micropython DIR")
-    result = export_cmd.export(model, args.precision, c_dir=args.c, mp_dir=args.micropython, mpy=args.mpy)
+    result = export_cmd.export(model, args.precision, c_dir=args.c, mp_dir=args.micropython, mpy=args.mpy,
+                               data=args.data)
     fit = result["fit"]
     for w in fit.get("warnings", []):
         warnings.warn(w, stacklevel=1)
@@ -311,8 +323,21 @@ def _export(args: argparse.Namespace) -> int:
         for w in result["accuracy"]["warnings"]:
             warnings.warn(w, stacklevel=1)
         lines += format_report(result["accuracy"])
+    if "test" in result:
+        lines.append(_test_change(result["test"], args.precision))
     _out(args, "\n".join(lines), result)
     return 0
+
+
+def _test_change(test: dict, precision: str) -> str:
+    """One line: the test file's metrics for the float32 model and for `precision`."""
+    ref, form = test["f32"], test[precision]
+    keys = ([("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"), ("log_loss", "log loss")]
+            if "accuracy" in ref else [("mae", "MAE"), ("rmse", "RMSE"), ("r2", "R²")])
+    if precision == "f32":
+        return f"on {test['data']} ({test['n']} rows): " + ", ".join(f"{t} {ref[k]:.4g}" for k, t in keys)
+    return f"on {test['data']} ({test['n']} rows), f32 -> {precision}: " + ", ".join(
+        f"{t} {ref[k]:.4g} -> {form[k]:.4g} ({form[k] - ref[k]:+.2g})" for k, t in keys)
 
 
 # ---- check -----------------------------------------------------------------------------
@@ -355,11 +380,96 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if result.report.passed else 1
 
 
-def _progress_bar(total: int | None, wanted: bool):
+def _progress_bar(total: int | None, wanted: bool, desc: str = "check"):
     """A tqdm bar on stderr when it is a terminal."""
     if not (wanted and sys.stderr.isatty()):
         return None
-    return tqdm(total=total, unit="pred", desc="check", leave=False, file=sys.stderr)
+    return tqdm(total=total, unit="pred", desc=desc, leave=False, file=sys.stderr)
+
+
+# ---- evaluate --------------------------------------------------------------------------
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model")
+    p.add_argument("data", metavar="TEST.csv",
+                   help="a labelled CSV: the model's features and its target column, by name")
+    p.add_argument("--precision", choices=["f32", "q15"], default="f32",
+                   help="f32 (the float32 reference) or q15 (the integer model)")
+    p.add_argument("--port", help="predict on the board on this port (pyserial URL, device, sim, "
+                   "sim-m0, auto) instead of the host")
+    p.add_argument("--baud", type=_count, default=115200)
+    p.add_argument("--timeout", type=_seconds, default=5.0, help="seconds to wait for a reply (default 5)")
+    p.add_argument("--start", action="store_true",
+                   help="a MicroPython board at its REPL: start the serve loop it holds (when it "
+                   "holds this model) instead of stopping with an error")
+    p.add_argument("--plot", metavar="PNG", type=_png,
+                   help="the confusion matrix (regression: predicted vs true) as a PNG (needs matplotlib)")
+    p.add_argument("--json", action="store_true")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    model = _load(args.model)
+    if args.plot:
+        pyplot()  # a missing matplotlib is a usage error before any board work
+    data = evaluate_cmd.read_test(model, args.data)
+    form = make_form(model, args.precision)
+    if args.port:
+        bar = _progress_bar(len(data.X), not args.json, "evaluate")
+        try:
+            ev = evaluate_cmd.on_board(form, data, args.port, args.baud, args.timeout,
+                                       progress=bar.update if bar is not None else None,
+                                       start=args.start, model_file=args.model)
+        finally:
+            if bar is not None:
+                bar.close()
+    else:
+        ev = evaluate_cmd.on_host(form, data)
+    _out(args, "\n".join(_evaluation_lines(ev)), ev.to_json())
+    if args.plot:  # after the report, as check does: a plot that fails loses nothing
+        print(f"wrote {evaluate_cmd.plot(ev, args.plot)}", file=sys.stderr)
+    return 0
+
+
+def _evaluation_lines(ev: evaluate_cmd.Evaluation) -> list[str]:
+    """The evaluate report: where it was computed, then the metrics."""
+    m = ev.metrics
+    if ev.on == "host":
+        where = f"host, the {ev.precision} reference (what a {ev.precision} board computes)"
+        agreement = None
+    else:
+        b, a = ev.board or {}, ev.agreement or {}
+        where = f"board on {ev.port}: {b.get('runtime')} on {b.get('platform')}, {ev.precision}"
+        agreement = ("identical outputs to the host's" if a.get("identical") else
+                     f"within check's tolerance of the host's outputs (largest distance "
+                     f"{a.get('max_distance')}; {a.get('tolerance')})" if not a.get("outside_tolerance") else
+                     f"{a.get('outside_tolerance')} outputs OUTSIDE check's tolerance of the host's "
+                     f"({a.get('tolerance')})")
+    lines = [f"{shown(ev.model, quote=False)} on {ev.data}: {ev.n} rows",
+             f"  computed on  {where}, fingerprint {ev.fingerprint}"]
+    if agreement:
+        lines.append(f"  agreement    {agreement}")
+    if ev.task == "regression":
+        lines.append(f"  MAE {m['mae']:.6g}, RMSE {m['rmse']:.6g}, R² {m['r2']:.4f}")
+        return lines
+    lines += [
+        f"  accuracy {m['accuracy']:.4f}, balanced accuracy {m['balanced_accuracy']:.4f}, "
+        f"log loss {m['log_loss']:.4f} (probabilities clipped to [{m['log_loss_clip']:g}, 1 - "
+        f"{m['log_loss_clip']:g}])",
+        "",
+    ]
+    names = [shown(c["label"], quote=False, max_len=24) for c in m["classes"]]
+    width = max(8, *(len(n) for n in names))
+    lines.append(f"  {'class':<{width}}  precision  recall      f1  support")
+    for name, c in zip(names, m["classes"]):
+        lines.append(f"  {name:<{width}}  {c['precision']:9.4f}  {c['recall']:6.4f}  {c['f1']:6.4f}  "
+                     f"{c['support']:7d}")
+    lines.append(f"  {'macro avg':<{width}}  {m['macro_precision']:9.4f}  {m['macro_recall']:6.4f}  "
+                 f"{m['macro_f1']:6.4f}  {m['n']:7d}")
+    cell = max(5, *(len(n) for n in names), *(len(str(v)) for row in m["confusion"] for v in row))
+    lines += ["", "  confusion (rows: true, columns: predicted)",
+              f"  {'':<{width}}  " + " ".join(f"{n:>{cell}}" for n in names)]
+    for name, row in zip(names, m["confusion"]):
+        lines.append(f"  {name:<{width}}  " + " ".join(f"{v:>{cell}d}" for v in row))
+    return lines
 
 
 # ---- sim -------------------------------------------------------------------------------
@@ -529,12 +639,20 @@ _COMMANDS: dict[str, Command] = {
     "flash-micropython": ("put a downloaded MicroPython firmware (.uf2, .bin) on a board",
                           _flash_args, _flash),
     "check": ("compare a board with the host; exit 1 outside tolerance", _check_args, _check),
+    "evaluate": ("accuracy, per-class report and confusion matrix (regression: MAE, RMSE, R²) of a "
+                 "labelled test file, on the host or on a board", _evaluate_args, _evaluate),
     "sim": ("start or stop a virtual board that stays up (sim start mp; sim stop)", _sim_args, _sim),
     "demo": ("the whole workflow on the tutorial's people", _demo_args, _demo),
 }
 
 
-def _parser() -> argparse.ArgumentParser:
+# Commands whose values may come before, between or after their options
+# (`predict MODEL --json 5.1 3.5`): parsed with argparse's intermixed parsing.
+_INTERMIXED = ("predict",)
+
+
+def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser and each command's."""
     p = _Parser(
         prog="boardnet",
         description="Train on the laptop, flash to the board, check over serial.",
@@ -546,7 +664,22 @@ def _parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_text, description=help_text)
         add_arguments(sp)
         sp.set_defaults(run=run)
-    return p
+    return p, dict(sub.choices)
+
+
+def _parse(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    """The parser and the arguments; a command in _INTERMIXED is parsed again with intermixed
+    parsing when plain parsing leaves values over (argparse cannot intermix through subparsers)."""
+    parser, commands = _parsers()
+    argv = sys.argv[1:] if argv is None else argv
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command in _INTERMIXED:
+        at = argv.index(args.command)  # the top-level options are flags: no value can be this
+        top = argparse.Namespace(debug=args.debug, command=args.command)
+        args = commands[args.command].parse_intermixed_args(argv[at + 1:], top)
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return parser, args
 
 
 def _warn_line(message, category, filename, lineno, file=None, line=None) -> None:
@@ -554,8 +687,7 @@ def _warn_line(message, category, filename, lineno, file=None, line=None) -> Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    parser, args = _parse(argv)
     if not getattr(args, "run", None):
         parser.print_help()
         return 2

@@ -5,7 +5,7 @@ sigmoid (classification) or linear (regression) output layer; weights are row-ma
 `W` of shape `(n_out, n_in)`. Normalisation is part of the model, so boards take raw units.
 
 Two forward passes:
-- `predict` is the trainer's float64 arithmetic.
+- `predict` is the trainer's float64 arithmetic (`forward(x, trace=True)` shows every layer).
 - `predict32` is what a board computes (normalisation folded into layer 1, float32
   weights, the float32 sigmoid of `numerics`) and what the generated C reproduces bit for bit.
 """
@@ -24,6 +24,7 @@ import numpy as np
 from . import __version__
 from .errors import ModelError
 from .files import write_atomic
+from .metrics import decisions
 from .numerics import forward32
 
 SCHEMA = 1
@@ -122,24 +123,32 @@ class Model(Stack):
         )
 
     def classify(self, y: np.ndarray) -> list[str] | None:
-        """Class names for outputs `y` of shape (batch, n_out); None for regression."""
-        y = np.atleast_2d(y)
-        if self.task == "binary":
-            return [self.labels[int(v >= 0.5)] for v in y[:, 0]]
-        if self.task == "multiclass":
-            return [self.labels[int(i)] for i in np.argmax(y, axis=1)]
-        return None
+        """Class names for outputs `y` of shape (batch, n_out); None for regression. Binary: labels[1]
+        when the output is >= 0.5; multi-class: the argmax (metrics.decisions)."""
+        if self.task == "regression":
+            return None
+        return [self.labels[int(i)] for i in decisions(y)]
 
     # ---- float64: the trainer's arithmetic ----------------------------------------------
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Outputs for raw inputs X of shape (batch, n_in) or (n_in,), float64."""
+        return self.forward(X)
+
+    def forward(self, X: np.ndarray, trace: bool = False) -> np.ndarray | list[np.ndarray]:
+        """The float64 forward pass for raw inputs X (batch, n_in) or (n_in,): the outputs, or
+        with `trace` every layer's activations [x normalised, a1, ..., aL] (the tutorial's
+        h1, h2 are a1 and o1 is a2: examples/worked_example.py)."""
         X = np.asarray(X, dtype=np.float64)
         single = X.ndim == 1
         a = self.normalization.apply(np.atleast_2d(X))  # (batch, n_in)
+        activations = [a]
         for layer in self.layers:
             z = a @ layer.W.T + layer.b  # (batch, n_out)
             a = sigmoid(z) if layer.activation == "sigmoid" else z
-        return a[0] if single else a
+            activations.append(a)
+        if single:
+            activations = [a[0] for a in activations]
+        return activations if trace else activations[-1]
 
     # ---- float32: what a board computes -----------------------------------------------
     def folded32(self) -> tuple[Layer, ...]:

@@ -7,6 +7,7 @@ through one of these: `identifier` / `c_prefix` / `micropython_module` for names
 
 from __future__ import annotations
 
+import difflib
 import keyword
 import re
 import unicodedata
@@ -19,6 +20,8 @@ import numpy as np
 MAX_PREFIX = 40
 MAX_C_STRING = 255  # bytes; -Wpedantic warns above C99's 4095-character literal limit
 MAX_COMMENT = 100
+MAX_SHOWN = 40  # characters of a name from user data that a message or `info` shows
+MAX_LISTED = 30  # names a message lists before it says how many more there are
 
 C_KEYWORDS = frozenset(
     "auto break case char const continue default do double else enum extern float for goto "
@@ -54,6 +57,48 @@ def comment_text(text: str, max_len: int = MAX_COMMENT) -> str:
     quotes (so tools that skim the file for strings are not misled)."""
     s = re.sub(r"[^A-Za-z0-9 _.,:;+=()\[\]{}<>!@#$%&~^|-]", "_", ascii_fold(text))
     return s if len(s) <= max_len else s[: max_len - 3] + "..."
+
+
+def shown(text: str, quote: bool = True, max_len: int = MAX_SHOWN) -> str:
+    """A name from user data as messages and `info` print it: one line (control characters,
+    quotes and backslashes escaped as Python escapes them), in single quotes unless `quote`
+    is False, and a long one cut in the middle with its length, so an error stays one short
+    line that a person can read."""
+    if len(text) > max_len:
+        head, tail = text[: max_len - max_len // 4 - 3], text[-(max_len // 4):]
+        s = f"{_escape(head)}...{_escape(tail)}"
+        return (f"'{s}'" if quote else s) + f" ({len(text)} characters)"
+    return f"'{_escape(text)}'" if quote else _escape(text)
+
+
+def _escape(text: str) -> str:
+    out = []
+    for ch in text:
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(repr(ch)[1:-1])  # \r, \n, \x00, \u200b ...
+    return "".join(out)
+
+
+def listed(names: Any, max_names: int = MAX_LISTED) -> str:
+    """Names (columns, features, labels) as one line for a message: each `shown` without
+    quotes, comma-separated, at most `max_names` of them."""
+    names = list(names)
+    text = ", ".join(shown(str(n), quote=False) for n in names[:max_names])
+    return text + (f", ... ({len(names)} in all)" if len(names) > max_names else "")
+
+
+def nearest(name: str, candidates: Any) -> str | None:
+    """The candidate closest to a misspelt `name` (same letters in another case first), or None."""
+    candidates = [str(c) for c in candidates]
+    for c in candidates:
+        if c.casefold() == name.casefold() or c.strip() == name.strip():
+            return c
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def truncate_utf8(text: str, max_bytes: int) -> str:

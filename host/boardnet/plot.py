@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from .errors import UsageError
+from .names import shown
 
 
 def pyplot():
@@ -44,3 +47,41 @@ def save_png(fig, path: str | Path) -> Path:
     plt.close(fig)
     tmp.replace(path)
     return path
+
+
+def plot_confusion(C, labels, title: str, path: str | Path) -> Path:
+    """A confusion matrix (rows: true class, columns: predicted) with its counts."""
+    plt = pyplot()
+    C = np.asarray(C)
+    k = len(labels)
+    size = min(3.0 + 0.45 * k, 12.0)
+    fig, ax = plt.subplots(figsize=(size + 1.0, size), dpi=100)
+    image = ax.imshow(C, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    names = [shown(str(label), quote=False, max_len=20) for label in labels]
+    ax.set_xticks(range(k), names, rotation=45 if k > 3 else 0, ha="right" if k > 3 else "center")
+    ax.set_yticks(range(k), names)
+    if k <= 30:
+        top = C.max() if C.size else 0
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, str(C[i, j]), ha="center", va="center",
+                        color="white" if top and C[i, j] > top / 2 else "black", fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    return save_png(fig, path)
+
+
+def plot_regression(y_true, y_pred, title: str, path: str | Path) -> Path:
+    """Predicted against true values, with the diagonal."""
+    plt = pyplot()
+    t, p = np.ravel(y_true), np.ravel(y_pred)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+    ax.scatter(t, p, s=6, alpha=0.6)
+    lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8)
+    ax.set_xlabel("true")
+    ax.set_ylabel("predicted")
+    ax.set_title(title, fontsize=10)
+    return save_png(fig, path)

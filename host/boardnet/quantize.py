@@ -368,6 +368,7 @@ def accuracy_report(model: Any, q: QuantizedModel | None = None, X: Any = None,
     """How far the integer model is from the float64 model, on X (raw inputs) or on random
     inputs over the declared input range; warnings name the layer whose scale costs most."""
     q = q or quantize(model)
+    sample = "given rows" if X is not None else "random over the input range"
     if X is None:
         lo, hi = q.input_range()
         rng = np.random.default_rng(seed)
@@ -381,6 +382,7 @@ def accuracy_report(model: Any, q: QuantizedModel | None = None, X: Any = None,
         spread = float(np.std(y64)) or 1.0
     report: dict[str, Any] = {
         "inputs": int(X.shape[0]),
+        "sample": sample,
         "max_error": float(err.max()),
         "mean_error": float(err.mean()),
         "error_unit": "probability" if model.task != "regression" else "output units",
@@ -442,7 +444,8 @@ def _effective(model: Any, q: QuantizedModel, m: int) -> tuple[np.ndarray, np.nd
 def format_report(report: dict[str, Any]) -> list[str]:
     """accuracy_report as lines for `boardnet export --precision q15`."""
     lines = [
-        f"q15 vs float model on {report['inputs']} inputs over the input range: max error "
+        f"q15 vs float model on {report['inputs']} inputs "
+        f"({report.get('sample', 'random over the input range')}): max error "
         f"{report['max_error']:.3g} {report['error_unit']}, mean {report['mean_error']:.2g}"
         + (f", same class {report['class_agreement']:.2%}" if "class_agreement" in report else "")
         + f" (integer sigmoid: |error| <= {report['sigmoid_max_error']:.2g})"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -371,7 +372,63 @@ def train(data: Dataset, cfg: TrainConfig, progress: bool = False) -> Model:
         summary["val_loss"] = history.val_loss[-1]
         if history.val_accuracy:
             summary["val_accuracy"] = history.val_accuracy[-1]
+    warning = learned_nothing(model, data.X[train_idx], Yt.astype(np.float64), history.loss, cfg,
+                              summary.get("train_accuracy"))
+    if warning:
+        summary["warning"] = warning
+        warnings.warn(warning, stacklevel=2)
     return Model(**{**model.__dict__, "training": summary})
+
+
+SATURATED = 0.01  # a sigmoid within this of 0 or 1 passes almost no gradient (f' < 0.01)
+
+
+def constant_loss(Y: np.ndarray, loss: str) -> float:
+    """The loss of the best constant prediction (every row gets the column means of Y): the
+    loss of a model that has learned nothing about its inputs."""
+    mean = Y.mean(axis=0)  # (n_out,)
+    if loss == "mse":
+        return float(np.mean((Y - mean) ** 2))
+    p = np.clip(mean, 1e-12, 1 - 1e-12)
+    return float(np.mean(-(p * np.log(p) + (1 - p) * np.log(1 - p))))
+
+
+def learned_nothing(model: Model, X: np.ndarray, Y: np.ndarray, loss: list[float], cfg: TrainConfig,
+                    accuracy: float | None) -> str | None:
+    """A warning when training ended no better than a constant (the loss of predicting the
+    class frequencies for every row, or a classifier's accuracy at the majority class's
+    share), with what the hidden units and the loss curve say to try; else None.
+    X: raw training inputs (n, n_in); Y: the targets as trained on (n, n_out)."""
+    baseline = constant_loss(Y, cfg.loss)
+    majority = None
+    if model.task != "regression" and accuracy is not None:
+        counts = Y.sum(axis=0) if Y.shape[1] > 1 else np.array([len(Y) - Y[:, 0].sum(), Y[:, 0].sum()])
+        majority = float(counts.max() / len(Y))
+    no_better = loss[-1] >= 0.99 * baseline
+    at_majority = majority is not None and accuracy is not None and accuracy <= majority + 1e-12
+    if not (no_better or at_majority):
+        return None
+    what = (f"training learned nothing: the loss ended at {loss[-1]:.4g}, "
+            f"{'no better than' if no_better else 'against'} {baseline:.4g} for predicting "
+            + ("the mean" if model.task == "regression" else "the class frequencies") + " on every row")
+    if at_majority:
+        what += (f", and train accuracy {accuracy:.3f} is no better than always answering the majority "
+                 f"class ({majority:.3f})")
+    hidden = np.concatenate([a.ravel() for a in model.forward(X, trace=True)[1:-1]])
+    saturated = float(np.mean((hidden < SATURATED) | (hidden > 1 - SATURATED))) if hidden.size else 0.0
+    biggest = max(float(np.abs(layer.W).max()) for layer in model.layers)
+    half = loss[len(loss) // 2]
+    flat = abs(loss[-1] - half) <= 0.01 * half
+    if saturated >= 0.5:
+        hint = (f"{saturated:.0%} of the hidden activations are saturated (within {SATURATED} of 0 or 1, "
+                f"largest |W| {biggest:.3g}), so almost no gradient flows: try a smaller learning rate "
+                f"than --lr {cfg.lr:g}" + (" or --normalize standard" if cfg.normalize == "none" else ""))
+    elif flat:
+        hint = (f"the loss is flat over the second half of the epochs: try another --lr than {cfg.lr:g}, "
+                "more hidden units or --loss bce")
+    else:
+        hint = f"the loss is still falling: try more epochs than --epochs {cfg.epochs}"
+    return f"{what}; {hint}"
 
 
 def _accuracy(a: np.ndarray, y: np.ndarray) -> float:

@@ -1,5 +1,7 @@
 """`boardnet export`: the C header and the MicroPython module of a model's form, with what it
-needs on a board (and, for q15, how far the integer model is from the float one)."""
+needs on a board (and, for q15, how far the integer model is from the float one: on random
+inputs over the input range, or on the rows of a labelled test file, whose accuracy it then
+gives for both forms)."""
 
 from __future__ import annotations
 
@@ -9,15 +11,23 @@ from typing import Any
 from .. import forms
 from ..codegen import export_all, fit_report
 from ..model import Model
+from .evaluate import on_host, read_test
 
 
 def export(model: Model, precision: str = "f32", c_dir: str | Path | None = None,
-           mp_dir: str | Path | None = None, mpy: bool = False) -> dict[str, Any]:
-    """Write the files; {"written", "fit", and for integer forms "accuracy"}."""
+           mp_dir: str | Path | None = None, mpy: bool = False,
+           data: str | Path | None = None) -> dict[str, Any]:
+    """Write the files; {"written", "fit", for integer forms "accuracy", and with a labelled
+    test file `data` "test": the float32 and this form's metrics on it}."""
     form = forms.make(model, precision)
+    test = read_test(model, data) if data is not None else None  # a bad file fails before writing
     written = export_all(form, c_dir=c_dir, mp_dir=mp_dir, mpy=mpy)
     result: dict[str, Any] = {"written": [str(p) for p in written], "fit": fit_report(form)}
-    accuracy = form.accuracy_report()
+    accuracy = form.accuracy_report(None if test is None else test.X)
     if accuracy is not None:
         result["accuracy"] = accuracy
+    if test is not None:
+        reference = forms.make(model, "f32")
+        result["test"] = {"data": str(data), "n": len(test.X),
+                          **{f.precision: on_host(f, test).metrics for f in (reference, form)}}
     return result
