@@ -7,20 +7,27 @@ silently stops being tested.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import tty
 import types
+from pathlib import Path
 
+import numpy as np
 import pytest
 import serial
 import serial.rfc2217
 
+from boardnet import virtual
 from boardnet.commands.demo import train_people
 from boardnet.firmware.emulated import toolchain_missing
-from boardnet.model import Model
+from boardnet.model import Model, Normalization
+from boardnet.virtual import rp2040
 from boardnet.virtual.node import installed
 
 REQUIRE_TOOLS = os.environ.get("BOARDNET_REQUIRE_TOOLS") == "1"
@@ -206,3 +213,60 @@ class Rfc2217Server:
     def close(self) -> None:
         self.sock.close()
         self.port.close()
+
+
+# ---- the emulated Raspberry Pi Pico (tests/test_pico_*.py) ---------------------------------
+
+
+def need_pico() -> None:
+    need_node()
+    for var in (rp2040.FIRMWARE_ENV, rp2040.BOOTROM_ENV):
+        need(bool(os.environ.get(var)) and Path(os.environ[var]).is_file(),
+             f"{var} is not set to a file (the MicroPython UF2 for the Pico, the RP2040 boot ROM)")
+
+
+def need_pico_sdk() -> None:
+    need_pico()
+    need_exe("cmake", "arm-none-eabi-gcc")
+    need(bool(os.environ.get("PICO_SDK_PATH")), "PICO_SDK_PATH is not set")
+    need(bool(os.environ.get("PICOTOOL_FETCH_FROM_GIT_PATH")) or shutil.which("picotool") is not None,
+         "no picotool for the pico-sdk: set PICOTOOL_FETCH_FROM_GIT_PATH (README)")
+
+
+def random_model(sizes: list[int], seed: int, name: str) -> Model:
+    rng = np.random.default_rng(seed)
+    norm = Normalization("standard", rng.normal(size=sizes[0]) * 5, rng.uniform(0.5, 3, size=sizes[0]))
+    Ws = [rng.normal(0, 1 / np.sqrt(i), size=(o, i)) for i, o in zip(sizes[:-1], sizes[1:])]
+    bs = [rng.normal(0, 0.5, size=o) for o in sizes[1:]]
+    labels = [str(k) for k in range(sizes[-1])] if sizes[-1] > 1 else None
+    return Model.from_arrays(Ws, bs, name=name, normalization=norm, labels=labels)
+
+
+@pytest.fixture(scope="module")
+def pico_models(people, tmp_path_factory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("models")
+    made = {"2-2-1": people, "8-16-1": random_model([8, 16, 1], 1, "net8"),
+            "30-16-8-3": random_model([30, 16, 8, 3], 2, "net30")}
+    return {net: str(m.save(folder / f"{m.name}.json")) for net, m in made.items()}
+
+
+@pytest.fixture(scope="module")
+def pico_state(tmp_path_factory):
+    """Records of this module's boards that stay up, apart from the user's; all stopped after."""
+    old = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    virtual.stop_persistent()
+    if old is None:
+        del os.environ["XDG_STATE_HOME"]
+    else:
+        os.environ["XDG_STATE_HOME"] = old
+
+
+def run_json(*args: str) -> tuple[int, dict]:
+    r = subprocess.run([*BOARDNET, *args, "--json"], capture_output=True, text=True, timeout=600)
+    return r.returncode, (json.loads(r.stdout) if r.stdout.strip() else {"stderr": r.stderr})
+
+
+NETS = ["2-2-1", "8-16-1", "30-16-8-3"]
+BOARDNET = [sys.executable, "-m", "boardnet.cli"]  # the CLI as a user runs it

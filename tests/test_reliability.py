@@ -9,13 +9,12 @@ import json
 import os
 import pty
 import subprocess
-import sys
 import time
 from fractions import Fraction
 
 import numpy as np
 import pytest
-from conftest import Rfc2217Server, need_emulated, need_node, seed_model
+from conftest import BOARDNET, Rfc2217Server, need_emulated, need_node, seed_model
 
 from boardnet import forms, virtual
 from boardnet.cli import main
@@ -27,8 +26,6 @@ from boardnet.model import Model
 from boardnet.numerics import float32_of_decimal
 from boardnet.virtual.qemu import CFirmwareBoard
 from boardnet.virtual.wasm import MicroPythonSim
-
-BOARDNET = [sys.executable, "-m", "boardnet.cli"]
 
 
 @pytest.fixture
