@@ -81,7 +81,9 @@ def _corrupt(tmp_path, edit) -> str:
         (lambda d: json.dumps(d).replace("0.05", "Infinity"), r"non-finite number Infinity"),
         (lambda d: d.update(format="pickle"), r"not a boardnet model file"),
         (lambda d: d["layers"][1].update(b=[0.06]), r"fingerprint .* does not match the weights"),
-        (lambda d: d.update(activations=["sigmoid", "relu"]), r"unknown activation 'relu'"),
+        (lambda d: d.update(activations=["sigmoid", "swish"]), r"layer 2: unknown activation 'swish'"),
+        (lambda d: d.update(activations=["sigmoid", "relu"]), r"layer 2: an output layer is sigmoid, linear, softmax, not relu"),
+        (lambda d: d.update(activations=["softmax", "sigmoid"]), r"layer 1: a hidden layer is sigmoid, tanh, relu, not softmax"),
     ],
 )
 def test_bad_model_files_are_clear_errors(tmp_path, edit, message):

@@ -1,13 +1,17 @@
 """The trained model: a frozen value that export, deploy and check take as input.
 
-A model is an MLP `sizes = [n_in, hidden..., n_out]` with sigmoid hidden layers and a
-sigmoid (classification) or linear (regression) output layer; weights are row-major
-`W` of shape `(n_out, n_in)`. Normalisation is part of the model, so boards take raw units.
+A model is an MLP `sizes = [n_in, hidden..., n_out]` with sigmoid, tanh or relu hidden layers
+and a sigmoid or softmax (classification) or linear (regression) output layer (activations.py);
+weights are row-major `W` of shape `(n_out, n_in)`. Normalisation is part of the model, so
+boards take raw units. A model imported from another library keeps where it came from
+(`provenance`: the source file, its hash, the library and its version).
 
 Two forward passes:
 - `predict` is the trainer's float64 arithmetic (`forward(x, trace=True)` shows every layer).
 - `predict32` is what a board computes (normalisation folded into layer 1, float32
-  weights, the float32 sigmoid of `numerics`) and what the generated C reproduces bit for bit.
+  weights, the float32 activations of `numerics`) and what the generated C reproduces bit for bit.
+
+The file's schema is 2: schema 1 files (sigmoid and linear layers, no provenance) load unchanged.
 """
 
 from __future__ import annotations
@@ -22,25 +26,22 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .activations import ACTIVATIONS, HIDDEN, OUTPUTS, Activation, lookup
 from .errors import ModelError
 from .files import write_atomic
 from .metrics import decisions
 from .numerics import forward32
 
-SCHEMA = 1
+SCHEMA = 2  # 2: tanh, relu and softmax layers, provenance; 1: sigmoid and linear only
 FORMAT = "boardnet-model"
-ACTIVATIONS = ("sigmoid", "linear")
 TASKS = ("binary", "multiclass", "regression")
-NORMALIZATIONS = ("standard", "center", "none")
+NORMALIZATIONS = ("standard", "center", "minmax", "none")
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    """float64 logistic function, exact to rounding and silent at |z| = 1e4.
-
-    0.5 + 0.5 tanh(z/2) is the same function; tanh saturates instead of overflowing,
-    so no branch and no floating-point warning is needed for large |z|.
-    """
-    return 0.5 + 0.5 * np.tanh(0.5 * z)
+    """float64 logistic function, exact to rounding (tiny probabilities too) and silent at
+    |z| = 1e4: 1 / (1 + e) or e / (1 + e) with e = exp(-|z|) (activations.Sigmoid)."""
+    return ACTIVATIONS["sigmoid"].float64(z)
 
 
 class Weighted:
@@ -61,7 +62,11 @@ class Weighted:
 class Layer(Weighted):
     W: np.ndarray  # (n_out, n_in)
     b: np.ndarray  # (n_out,)
-    activation: str = "sigmoid"
+    activation: Activation = ACTIVATIONS["sigmoid"]  # a name is taken as its activation
+
+    def __post_init__(self) -> None:
+        # an unknown name stays a plain string, for validate() to report with its layer
+        object.__setattr__(self, "activation", lookup(self.activation) or self.activation)
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,7 @@ class Model(Stack):
     target: str = "y"
     labels: tuple[str, ...] = ()  # classes in output order; binary: (negative, positive)
     training: dict[str, Any] = field(default_factory=dict, compare=False)
+    provenance: dict[str, Any] = field(default_factory=dict, compare=False)  # imported models
 
     # ---- meaning ------------------------------------------------------------------------
     @property
@@ -144,7 +150,7 @@ class Model(Stack):
         activations = [a]
         for layer in self.layers:
             z = a @ layer.W.T + layer.b  # (batch, n_out)
-            a = sigmoid(z) if layer.activation == "sigmoid" else z
+            a = layer.activation.float64(z)
             activations.append(a)
         if single:
             activations = [a[0] for a in activations]
@@ -262,6 +268,7 @@ class Model(Stack):
             "layers": [{"W": layer.W.tolist(), "b": layer.b.tolist()} for layer in self.layers],
             "fingerprint": self.fingerprint(),
             "training": self.training,
+            **({"provenance": self.provenance} if self.provenance else {}),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -346,6 +353,7 @@ class Model(Stack):
             target=str(d.get("target", "y")),
             labels=labels,
             training=d.get("training", {}) or {},
+            provenance=d.get("provenance", {}) or {},
         )
         validate(model, source)
         stored = d.get("fingerprint")
@@ -363,15 +371,20 @@ def validate(model: Model, source: str = "model") -> None:
         return ModelError(f"{source}: {what}")
 
     sizes = model.sizes
+    last = len(model.layers) - 1
     for k, layer in enumerate(model.layers):
-        if layer.activation not in ACTIVATIONS:
-            raise bad(f"layer {k + 1}: unknown activation {layer.activation!r}")
+        act = lookup(layer.activation)
+        if act is None:
+            raise bad(f"layer {k + 1}: unknown activation {str(layer.activation)!r}; boardnet knows "
+                      + ", ".join(ACTIVATIONS))
+        if k < last and not act.hidden:
+            raise bad(f"layer {k + 1}: a hidden layer is {', '.join(HIDDEN)}, not {act}")
+        if k == last and not act.output:
+            raise bad(f"layer {k + 1}: an output layer is {', '.join(OUTPUTS)}, not {act}")
         if k and layer.n_in != model.layers[k - 1].n_out:
             raise bad(f"layer {k + 1}: takes {layer.n_in} inputs, previous gives {sizes[k]}")
         if not (np.all(np.isfinite(layer.W)) and np.all(np.isfinite(layer.b))):
             raise bad(f"layer {k + 1}: weights must be finite numbers")
-    if any(layer.activation != "sigmoid" for layer in model.layers[:-1]):
-        raise bad("hidden layers must be sigmoid")
     if model.task not in TASKS:
         raise bad(f"unknown task {model.task!r}")
     if len(model.features) != sizes[0]:
@@ -387,8 +400,13 @@ def validate(model: Model, source: str = "model") -> None:
         raise bad("a binary model has 2 labels and 1 output")
     if model.task == "multiclass" and len(model.labels) != sizes[-1]:
         raise bad(f"{len(model.labels)} labels for {sizes[-1]} outputs")
-    if model.task != "regression" and model.layers[-1].activation != "sigmoid":
-        raise bad("a classifier has a sigmoid output layer")
+    output = model.layers[-1].activation
+    if model.task == "binary" and output != "sigmoid":
+        raise bad("a binary classifier has a sigmoid output layer")
+    if model.task == "multiclass" and output not in ("sigmoid", "softmax"):
+        raise bad("a multi-class classifier has a sigmoid (one per class) or softmax output layer")
+    if output == "softmax" and (model.task != "multiclass" or sizes[-1] < 2):
+        raise bad("a softmax output layer belongs to a multi-class classifier (2 or more outputs)")
 
 
 def _reject_constant(name: str) -> float:

@@ -74,6 +74,20 @@ C1 = _f(C1_BITS)
 C2 = _f(C2_BITS)
 
 
+def _exp_neg32(t: np.ndarray) -> np.ndarray:
+    """exp(t) for float32 t in (-86, 0], elementwise: the sigmoid's exponential,
+    2^(n/16) * 2^(r/16) with n = round(t * 16/ln2), in [2^-125, 1]."""
+    w = t * LOG2E_16  # t / (ln2 / 16), in (-1986, 0]
+    kf = w + SHIFTER  # round(w), held in the low mantissa bits
+    r = w - (kf - SHIFTER)  # in [-1/2, 1/2], exact
+    p = C2 * r + C1
+    p = p * r + f32(1.0)  # ~ 2^(r/16)
+    q = kf.view(np.uint32) - np.uint32(Q_BIAS)  # n + 2048, in [63, 2048]
+    m = EXP2_TABLE[q & np.uint32(15)] * p  # 2^(j/16) * 2^(r/16), in [0.97, 2.05)
+    e_bits = m.view(np.uint32) + ((q >> np.uint32(4)) << np.uint32(23)) - np.uint32(EXP_BIAS)
+    return e_bits.view(f32)  # exp(t) = m * 2^k
+
+
 def sigmoid32(z: Any) -> np.ndarray:
     """The board's float32 sigmoid, elementwise; bit for bit what the generated C returns."""
     x = np.array(z, dtype=f32)  # a copy: the bit views below never touch the caller's array
@@ -86,15 +100,7 @@ def sigmoid32(z: Any) -> np.ndarray:
     a = np.where(saturated, np.uint32(0), a)
     t = (a | np.uint32(0x80000000)).view(f32)  # -|x|
 
-    w = t * LOG2E_16  # t / (ln2 / 16), in (-1986, 0]
-    kf = w + SHIFTER  # round(w), held in the low mantissa bits
-    r = w - (kf - SHIFTER)  # in [-1/2, 1/2], exact
-    p = C2 * r + C1
-    p = p * r + f32(1.0)  # ~ 2^(r/16)
-    q = kf.view(np.uint32) - np.uint32(Q_BIAS)  # n + 2048, in [63, 2048]
-    m = EXP2_TABLE[q & np.uint32(15)] * p  # 2^(j/16) * 2^(r/16), in [0.97, 2.05)
-    e_bits = m.view(np.uint32) + ((q >> np.uint32(4)) << np.uint32(23)) - np.uint32(EXP_BIAS)
-    e = e_bits.view(f32)  # exp(t) = m * 2^k, in [2^-125, 1]
+    e = _exp_neg32(t)  # exp(-|x|), in [2^-125, 1]
     s = f32(1.0) / (f32(1.0) + e)
     y = np.where(negative, e * s, s)
 
@@ -103,8 +109,60 @@ def sigmoid32(z: Any) -> np.ndarray:
     return np.asarray(y, dtype=f32)
 
 
+# max |tanh32(x) - tanh(x)| over every float32 x (bench/bench_export_c.py --activation-error):
+# twice the sigmoid's error plus the rounding of 2s - 1 near 1
+TANH_MAX_ABS_ERROR = 4.2e-7
+# max relative error of exp32_neg against exp over [-86, 0] (its polynomial and roundings)
+EXP_MAX_REL_ERROR = 6e-7
+
+
+def tanh32(z: Any) -> np.ndarray:
+    """The board's float32 tanh from its sigmoid, elementwise: t = x + x, s = sigmoid32(t),
+    tanh = (s + s) - 1, in this order (each step one float32 operation; x + x is exact, or
+    ±inf where 2x overflows, which saturates to ±1 as it should)."""
+    x = np.asarray(z, dtype=f32)
+    with np.errstate(over="ignore"):
+        t = x + x
+    s = sigmoid32(t)
+    return np.asarray((s + s) - f32(1.0), dtype=f32)
+
+
+def relu32(z: Any) -> np.ndarray:
+    """0 where x < 0, else x itself (so NaN and -0 pass through unchanged), elementwise."""
+    x = np.asarray(z, dtype=f32)
+    return np.asarray(np.where(x < f32(0.0), f32(0.0), x), dtype=f32)
+
+
+def softmax32(z: Any) -> np.ndarray:
+    """The board's float32 softmax over the last axis, in a fixed order: m = the largest z
+    (z[0], then each later z[i] > m replaces it), e[i] = exp(z[i] - m) by the sigmoid's
+    exponential (0 where z[i] - m <= -86; NaN stays NaN), s = 0 + e[0] + e[1] + ... in
+    order, then y[i] = e[i] * (1 / s): one division."""
+    Z = np.array(z, dtype=f32, ndmin=1)  # (..., n)
+    m = Z[..., 0].copy()
+    for i in range(1, Z.shape[-1]):
+        m = np.where(Z[..., i] > m, Z[..., i], m)
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = Z - m[..., None]  # <= 0, or NaN
+    u = d.view(np.uint32)
+    a = u & np.uint32(0x7FFFFFFF)
+    nan = a > np.uint32(0x7F800000)
+    small = a >= np.uint32(LIMIT_BITS)  # d <= -86 (or NaN): exp is 0 in float32 terms
+    t = (np.where(small, np.uint32(0), a) | np.uint32(0x80000000)).view(f32)  # -|d| = d
+    e = np.where(small, f32(0.0), _exp_neg32(t))
+    e = np.where(nan, d, e)
+    s = np.zeros(m.shape, dtype=f32)
+    with np.errstate(invalid="ignore"):
+        for i in range(Z.shape[-1]):
+            s = s + e[..., i]
+        inv = f32(1.0) / s
+        y = e * inv[..., None]
+    return np.asarray(y, dtype=f32).reshape(np.shape(z))
+
+
 def forward32(layers: Sequence[Any], X: Any) -> np.ndarray:
-    """float32 forward pass over `layers` (W (n_out, n_in), b (n_out,), activation).
+    """float32 forward pass over `layers` (W (n_out, n_in), b (n_out,), activation: an
+    activations.Activation, which computes its own float32 function of the whole layer).
 
     For each layer and output i: acc = b[i], then acc = acc + W[i][j] * x[j] for j in order,
     each product and sum rounded to float32 (no FMA, no pairwise summation), then the
@@ -122,12 +180,7 @@ def forward32(layers: Sequence[Any], X: Any) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN inputs propagate as in C
             for j in range(W.shape[1]):
                 acc = acc + a[:, j : j + 1] * W[:, j]  # (batch, 1) * (n_out,) -> (batch, n_out)
-        if layer.activation == "sigmoid":
-            a = sigmoid32(acc)
-        elif layer.activation == "linear":
-            a = acc
-        else:
-            raise ValueError(f"unknown activation {layer.activation!r}")
+        a = layer.activation.float32(acc)  # activations.Activation: numerics of its own
     return a[0] if single else a
 
 

@@ -3,12 +3,21 @@
 For a layer l with inputs a[l-1], pre-activations z[l] = a[l-1] W[l]^T + b[l] and
 activations a[l] = f(z[l]), and the error signal delta[l] = dL/dz[l]:
 
-    output:  delta[L] = dL/da[L] * f'(z[L])      (MSE: 2 (a - y) / n_out * a (1 - a);
-                                                  BCE with a sigmoid: (a - y) / n_out)
-    hidden:  delta[l] = (delta[l+1] W[l+1]) * a[l] (1 - a[l])      since f' = f (1 - f)
+    output:  delta[L] = dL/da[L] * f'(z[L])      (MSE: 2 (a - y) / n_out * f'(z);
+                                                  BCE with a sigmoid: (a - y) / n_out;
+                                                  cross-entropy with a softmax: a - y)
+    hidden:  delta[l] = (delta[l+1] W[l+1]) * f'(z[l])
     grads:   dL/dW[l] = delta[l]^T a[l-1],   dL/db[l] = sum over the batch of delta[l]
 
-averaged over the batch, and SGD takes w <- w - lr dL/dw after every batch.
+averaged over the batch, and SGD takes w <- w - lr dL/dw after every batch. Each f' is
+written with the activation's own output a = f(z) (activations.py, `backprop_`):
+
+    sigmoid  f' = a (1 - a)        tanh  f' = 1 - a^2        relu  f' = 1 if a > 0 else 0
+    softmax  dL/dz_i = a_i (g_i - sum_j g_j a_j) for g = dL/da (the Jacobian's product)
+
+BCE loss is the mean over samples and outputs of -(y log a + (1 - y) log(1 - a)); the
+cross-entropy of a softmax is the mean over samples of -sum_k y_k log a_k, whose gradient
+through the softmax is a - y (the BCE's through a sigmoid likewise).
 
 Two engines compute exactly this. At batch size 1 on a small network the cost of a step is
 Python's per-call overhead, so boardnet renders straight-line code for the network
@@ -28,12 +37,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from .activations import ACTIVATIONS, HIDDEN, Activation, lookup
 from .data import Dataset, stratified_split
 from .errors import DataError, UsageError
 from .model import Layer, Model, Normalization
 from .templating import render
 
-LOSSES = ("mse", "bce")
+LOSSES = ("mse", "bce", "ce")  # ce: cross-entropy of a softmax output
+OUTPUTS = ("auto", "sigmoid", "linear", "softmax")  # auto: linear for regression, else sigmoid
 INITS = ("xavier", "normal")
 SCALAR_ENGINE_MAX_PARAMS = 64  # above this, numpy's per-call overhead pays for itself
 
@@ -45,6 +56,8 @@ class TrainConfig:
     lr: float = 0.1
     batch_size: int = 1
     loss: str = "mse"
+    activation: str = "sigmoid"  # hidden layers: sigmoid | tanh | relu
+    output: str = "auto"  # auto | sigmoid | linear | softmax
     init: str = "xavier"  # xavier (Glorot uniform) | normal (the tutorial's standard normal)
     normalize: str = "standard"  # standard | center | none
     shuffle: bool = True
@@ -66,9 +79,32 @@ class Diverged(DataError):
     pass
 
 
+def output_of(cfg: TrainConfig, data: Dataset) -> Activation:
+    """The output layer's activation: --output, or linear for regression, else sigmoid."""
+    if cfg.output == "auto":
+        return ACTIVATIONS["linear" if data.task == "regression" else "sigmoid"]
+    return ACTIVATIONS[cfg.output]
+
+
 def check_config(cfg: TrainConfig, data: Dataset) -> None:
     if cfg.loss not in LOSSES:
         raise UsageError(f"--loss must be one of {', '.join(LOSSES)}")
+    hidden = lookup(cfg.activation)
+    if hidden is None or not hidden.hidden:
+        raise UsageError(f"--activation must be one of {', '.join(HIDDEN)}")
+    if cfg.output not in OUTPUTS:
+        raise UsageError(f"--output must be one of {', '.join(OUTPUTS)}")
+    output = output_of(cfg, data)
+    if output == "softmax" and data.task != "multiclass":
+        raise UsageError("--output softmax needs a target with 3 or more classes")
+    if output == "softmax" and cfg.loss != "ce":
+        raise UsageError("--output softmax trains with --loss ce (cross-entropy)")
+    if cfg.loss == "ce" and output != "softmax":
+        raise UsageError("--loss ce is the cross-entropy of a softmax output: add --output softmax")
+    if cfg.loss == "bce" and output != "sigmoid":
+        raise UsageError("--loss bce needs a sigmoid output; use mse for --regression, ce for --output softmax")
+    if data.task != "regression" and output == "linear":
+        raise UsageError("--output linear is for --regression; a classifier's output is sigmoid or softmax")
     if cfg.init not in INITS:
         raise UsageError(f"--init must be one of {', '.join(INITS)}")
     if cfg.epochs < 1 or cfg.batch_size < 1 or any(h < 1 for h in cfg.hidden):
@@ -77,8 +113,6 @@ def check_config(cfg: TrainConfig, data: Dataset) -> None:
         raise UsageError("--lr must be a positive number")
     if not 0 <= cfg.validation < 1:
         raise UsageError("--val must be a fraction in [0, 1)")
-    if data.task == "regression" and cfg.loss == "bce":
-        raise UsageError("--loss bce needs a classification target; use mse for --regression")
 
 
 def normalization_for(X: np.ndarray, method: str) -> Normalization:
@@ -111,15 +145,15 @@ def init_params(sizes: list[int], init: str, rng: np.random.Generator) -> list[n
 _compiled: dict[tuple, Callable] = {}
 
 
-def _scalar_epoch_fn(sizes: list[int], loss: str, output: str) -> Callable:
-    key = (tuple(sizes), loss, output)
+def _scalar_epoch_fn(sizes: list[int], loss: str, output: str, hidden: str = "sigmoid") -> Callable:
+    key = (tuple(sizes), loss, output, hidden)
     if key not in _compiled:
         names = []
         for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]), 1):
             names += [f"w{layer}_{i}_{j}" for i in range(n_out) for j in range(n_in)]
             names += [f"b{layer}_{i}" for i in range(n_out)]
         source = render(
-            "sgd_epoch.py.j2", sizes=sizes, loss=loss, output=output, params=names
+            "sgd_epoch.py.j2", sizes=sizes, loss=loss, output=output, hidden=hidden, params=names
         )
         namespace: dict = {}
         exec(compile(source, f"<boardnet sgd {'-'.join(map(str, sizes))}>", "exec"), namespace)
@@ -132,8 +166,11 @@ class _Net:
     """Parameters in one flat vector with per-layer views, gradients likewise, and the
     activation buffers of the last batch size seen, so a step allocates almost nothing."""
 
-    def __init__(self, sizes: list[int], params: list[np.ndarray], dtype=np.float64) -> None:
+    def __init__(self, sizes: list[int], params: list[np.ndarray], dtype=np.float64,
+                 hidden: str = "sigmoid", output: str = "sigmoid") -> None:
         self.sizes = sizes
+        # each layer's activation (activations.py): hidden ones, then the output's
+        self.acts = [ACTIVATIONS[hidden]] * (len(sizes) - 2) + [ACTIVATIONS[output]]
         self.theta = np.concatenate([p.ravel() for p in params]).astype(dtype)
         self.grad = np.zeros_like(self.theta)
         self.W, self.b, self.gW, self.gb = [], [], [], []
@@ -168,30 +205,18 @@ class _Net:
         return out
 
 
-def _sigmoid_(z: np.ndarray) -> np.ndarray:
-    """In-place sigmoid 1 / (1 + exp(-z)): float32 exp is the fastest transcendental numpy
-    has. exp(-z) overflows to inf for z < -88 in float32, and 1 / (1 + inf) = 0 is the right
-    answer, so the trainer runs under np.errstate(over="ignore")."""
-    np.negative(z, out=z)
-    np.exp(z, out=z)
-    z += 1.0
-    np.reciprocal(z, out=z)
-    return z
-
-
-def _forward(net: _Net, x: np.ndarray, output: str, reuse: bool = True) -> list[np.ndarray]:
+def _forward(net: _Net, x: np.ndarray, reuse: bool = True) -> list[np.ndarray]:
     a = [x]
-    last = len(net.W) - 1
     for k, (W, b) in enumerate(zip(net.W, net.b)):
         z = net.buffers(len(x))[k] if reuse else np.empty((len(x), W.shape[0]), W.dtype)
         np.matmul(a[-1], W.T, out=z)  # (batch, n_out)
         z += b
-        a.append(z if (k == last and output == "linear") else _sigmoid_(z))
+        a.append(net.acts[k].train_(z))  # in place
     return a
 
 
 def _gradient(
-    net: _Net, x: np.ndarray, y: np.ndarray, loss: str, output: str,
+    net: _Net, x: np.ndarray, y: np.ndarray, loss: str,
     scale: float = 1.0, err: np.ndarray | None = None,
 ) -> np.ndarray:
     """Backpropagate one batch into net.grad: `scale` times the batch-mean gradient (the
@@ -199,17 +224,15 @@ def _gradient(
     a - y is written to `err` (the caller's epoch buffer, from which the epoch's loss is
     computed in one go) and returned."""
     m, n_out = y.shape
-    a = _forward(net, x, output)
+    a = _forward(net, x)
     out = a[-1]
     err = np.subtract(out, y, out=err)  # (m, n_out)
     delta = net._t[-1]
     if loss == "mse":
         np.multiply(err, 2.0 * scale / (n_out * m), out=delta)
-        if output == "sigmoid":
-            delta *= out
-            delta -= delta * out  # delta * a * (1 - a)
-    else:
-        np.multiply(err, scale / (n_out * m), out=delta)  # BCE through a sigmoid: a - y
+        net.acts[-1].backprop_(delta, out)
+    else:  # BCE through a sigmoid, cross-entropy through a softmax: a - y
+        np.multiply(err, scale / (_outputs_averaged(loss, n_out) * m), out=delta)
     ones = net.ones(m)  # (m,): the bias gradients as a matrix product, far faster than sum(axis=0)
     for k in range(len(net.W) - 1, -1, -1):
         np.matmul(delta.T, a[k], out=net.gW[k])
@@ -220,28 +243,35 @@ def _gradient(
                 np.multiply(delta, net.W[k], out=back)
             else:
                 np.matmul(delta, net.W[k], out=back)  # (m, n_in of layer k)
-            back *= h
-            np.subtract(back, back * h, out=back)  # back * h * (1 - h)
-            delta = back
+            delta = net.acts[k - 1].backprop_(back, h)  # back * f'(z), in place
     return err
+
+
+def _outputs_averaged(loss: str, n_out: int) -> int:
+    """MSE and BCE are means over the outputs too; a softmax's cross-entropy is one number
+    per sample."""
+    return 1 if loss == "ce" else n_out
 
 
 def _loss_from_error(err: np.ndarray, y: np.ndarray, loss: str) -> float:
     """The loss summed over samples and outputs, from the output error a - y."""
     if loss == "mse":
         return float(np.einsum("ij,ij->", err, err, dtype=np.float64))
+    if loss == "ce":  # -log a of the true class: a - y + y there
+        p = np.einsum("ij,ij->i", err + y, y, dtype=np.float64)
+        return -float(np.log(np.maximum(p, 1e-30)).sum())
     p = err + (2.0 * y - 1.0)  # a - y + 2y - 1 = -(1 - y - a): minus the true class's probability
     np.abs(p, out=p)
     np.maximum(p, 1e-30, out=p)
     return -float(np.log(p, out=p).sum(dtype=np.float64))
 
 
-def _numpy_epoch(net: _Net, X, Y, cfg: TrainConfig, output: str) -> float:
+def _numpy_epoch(net: _Net, X, Y, cfg: TrainConfig) -> float:
     """One epoch; X, Y already in epoch order, so every batch is a contiguous slice."""
     E = np.empty_like(Y)  # (n, n_out): a - y of every sample as it was trained on
     for start in range(0, len(X), cfg.batch_size):
         stop = start + cfg.batch_size
-        _gradient(net, X[start:stop], Y[start:stop], cfg.loss, output, cfg.lr, E[start:stop])
+        _gradient(net, X[start:stop], Y[start:stop], cfg.loss, cfg.lr, E[start:stop])
         net.theta -= net.grad
     return _loss_from_error(E, Y, cfg.loss)
 
@@ -251,7 +281,8 @@ def train(data: Dataset, cfg: TrainConfig, progress: bool = False) -> Model:
     check_config(cfg, data)
     rng = np.random.default_rng(cfg.seed)
     sizes = [data.X.shape[1], *cfg.hidden, data.y.shape[1]]
-    output = "linear" if data.task == "regression" else "sigmoid"
+    output = output_of(cfg, data)
+    hidden = ACTIVATIONS[cfg.activation]
     norm = normalization_for(data.X, cfg.normalize)
 
     train_idx, val_idx = stratified_split(
@@ -269,10 +300,14 @@ def train(data: Dataset, cfg: TrainConfig, progress: bool = False) -> Model:
 
     n_params = sum(p.size for p in params)
     engine = cfg.engine
+    scalar_ok = hidden.scalar_engine and output.scalar_engine
     if engine == "auto":
-        engine = "scalar" if cfg.batch_size == 1 and n_params <= SCALAR_ENGINE_MAX_PARAMS else "numpy"
+        engine = ("scalar" if cfg.batch_size == 1 and n_params <= SCALAR_ENGINE_MAX_PARAMS and scalar_ok
+                  else "numpy")
+    if engine == "scalar" and not scalar_ok:
+        raise UsageError(f"the scalar engine has no {output} output; use the numpy engine")
     dtype = np.float64 if engine == "scalar" else np.dtype(cfg.dtype)
-    net = _Net(sizes, params, dtype)
+    net = _Net(sizes, params, dtype, hidden, output)
     if len(val_idx):
         Xt, Yt = X[train_idx].astype(dtype), Y[train_idx].astype(dtype)
     else:  # no split: skip the gather
@@ -281,7 +316,7 @@ def train(data: Dataset, cfg: TrainConfig, progress: bool = False) -> Model:
     if engine == "scalar":
         if cfg.batch_size != 1:
             raise UsageError("the scalar engine trains with --batch-size 1 only")
-        run_epoch = _scalar_epoch_fn(sizes, cfg.loss, output)
+        run_epoch = _scalar_epoch_fn(sizes, cfg.loss, output, hidden)
         theta = net.theta.tolist()
         Xl, Yl = Xt.tolist(), Yt.tolist()
 
@@ -305,8 +340,8 @@ def train(data: Dataset, cfg: TrainConfig, progress: bool = False) -> Model:
                 theta, total = run_epoch(Xl, Yl, order_list, cfg.lr, theta)
             else:
                 Xe, Ye = (Xt[order], Yt[order]) if cfg.shuffle else (Xt, Yt)
-                total = _numpy_epoch(net, Xe, Ye, cfg, output)
-            loss = total / (n_train * n_out)
+                total = _numpy_epoch(net, Xe, Ye, cfg)
+            loss = total / (n_train * _outputs_averaged(cfg.loss, n_out))
             if not math.isfinite(loss):
                 raise Diverged(
                     f"training diverged at epoch {epoch} (loss is {loss}); "
@@ -316,8 +351,9 @@ def train(data: Dataset, cfg: TrainConfig, progress: bool = False) -> Model:
             if len(val_idx):
                 if engine == "scalar":
                     net.theta[:] = theta
-                a = _forward(net, Xv, output, reuse=False)[-1]
-                history.val_loss.append(_loss_from_error(a - Yv, Yv, cfg.loss) / (len(Xv) * n_out))
+                a = _forward(net, Xv, reuse=False)[-1]
+                history.val_loss.append(_loss_from_error(a - Yv, Yv, cfg.loss)
+                                        / (len(Xv) * _outputs_averaged(cfg.loss, n_out)))
                 if data.task != "regression":
                     history.val_accuracy.append(_accuracy(a, Yv))
             if bar is not None:
@@ -341,7 +377,7 @@ def train(data: Dataset, cfg: TrainConfig, progress: bool = False) -> Model:
 
     n_layers = len(sizes) - 1
     layers = tuple(
-        Layer(params[2 * k], params[2 * k + 1], output if k == n_layers - 1 else "sigmoid")
+        Layer(params[2 * k], params[2 * k + 1], output if k == n_layers - 1 else hidden)
         for k in range(n_layers)
     )
     model = Model(
@@ -367,7 +403,7 @@ def train(data: Dataset, cfg: TrainConfig, progress: bool = False) -> Model:
     }
     if data.task != "regression":
         with np.errstate(over="ignore"):
-            summary["train_accuracy"] = _accuracy(_forward(net, Xt, output, reuse=False)[-1], Yt)
+            summary["train_accuracy"] = _accuracy(_forward(net, Xt, reuse=False)[-1], Yt)
     if len(val_idx):
         summary["val_loss"] = history.val_loss[-1]
         if history.val_accuracy:
@@ -390,6 +426,8 @@ def constant_loss(Y: np.ndarray, loss: str) -> float:
     if loss == "mse":
         return float(np.mean((Y - mean) ** 2))
     p = np.clip(mean, 1e-12, 1 - 1e-12)
+    if loss == "ce":  # the entropy of the class frequencies
+        return float(-np.sum(p * np.log(p)))
     return float(np.mean(-(p * np.log(p) + (1 - p) * np.log(1 - p))))
 
 
@@ -414,13 +452,15 @@ def learned_nothing(model: Model, X: np.ndarray, Y: np.ndarray, loss: list[float
     if at_majority:
         what += (f", and train accuracy {accuracy:.3f} is no better than always answering the majority "
                  f"class ({majority:.3f})")
-    hidden = np.concatenate([a.ravel() for a in model.forward(X, trace=True)[1:-1]])
-    saturated = float(np.mean((hidden < SATURATED) | (hidden > 1 - SATURATED))) if hidden.size else 0.0
+    traced = model.forward(X, trace=True)[1:-1]
+    hidden = np.concatenate([layer.activation.saturated(a).ravel() for layer, a in zip(model.layers, traced)]
+                            ) if traced else np.zeros(0)
+    saturated = float(np.mean(hidden)) if hidden.size else 0.0
     biggest = max(float(np.abs(layer.W).max()) for layer in model.layers)
     half = loss[len(loss) // 2]
     flat = abs(loss[-1] - half) <= 0.01 * half
     if saturated >= 0.5:
-        hint = (f"{saturated:.0%} of the hidden activations are saturated (within {SATURATED} of 0 or 1, "
+        hint = (f"{saturated:.0%} of the hidden activations are saturated ({_saturated_text(model)}, "
                 f"largest |W| {biggest:.3g}), so almost no gradient flows: try a smaller learning rate "
                 f"than --lr {cfg.lr:g}" + (" or --normalize standard" if cfg.normalize == "none" else ""))
     elif flat:
@@ -431,6 +471,12 @@ def learned_nothing(model: Model, X: np.ndarray, Y: np.ndarray, loss: list[float
     return f"{what}; {hint}"
 
 
+def _saturated_text(model: Model) -> str:
+    act = model.layers[0].activation
+    return ("dead: 0 for every row" if act == "relu" else f"within {SATURATED} of 0 or 1" if act == "sigmoid"
+            else "within 0.005 of -1 or 1")
+
+
 def _accuracy(a: np.ndarray, y: np.ndarray) -> float:
     if y.shape[1] == 1:
         return float(np.mean((a[:, 0] >= 0.5) == (y[:, 0] >= 0.5)))
@@ -438,26 +484,33 @@ def _accuracy(a: np.ndarray, y: np.ndarray) -> float:
 
 
 def gradients(
-    params: list[np.ndarray], x: np.ndarray, y: np.ndarray, loss: str, output: str = "sigmoid"
+    params: list[np.ndarray], x: np.ndarray, y: np.ndarray, loss: str, output: str = "sigmoid",
+    hidden: str = "sigmoid",
 ) -> list[np.ndarray]:
     """dL/dparam for a batch by backpropagation, as [dW1, db1, ...] (tests and tools)."""
     sizes = [params[0].shape[1]] + [W.shape[0] for W in params[0::2]]
-    net = _Net(sizes, params)
+    net = _Net(sizes, params, hidden=hidden, output=output)
     with np.errstate(over="ignore"):
-        _gradient(net, np.atleast_2d(x), np.atleast_2d(y), loss, output)
+        _gradient(net, np.atleast_2d(x), np.atleast_2d(y), loss)
     net.theta[:] = net.grad
     return net.params()
 
 
 def loss_value(
-    params: list[np.ndarray], x: np.ndarray, y: np.ndarray, loss: str, output: str = "sigmoid"
+    params: list[np.ndarray], x: np.ndarray, y: np.ndarray, loss: str, output: str = "sigmoid",
+    hidden: str = "sigmoid",
 ) -> float:
-    """L for a batch (mean over samples and outputs), computed directly from z for BCE."""
+    """L for a batch (mean over samples and outputs; for ce over samples), computed directly
+    from z for BCE and cross-entropy, with the float64 activations of the model."""
     x, y = np.atleast_2d(x), np.atleast_2d(y)
     a = x
     for k in range(0, len(params), 2):
         z = a @ params[k].T + params[k + 1]
-        a = z if (k == len(params) - 2 and output == "linear") else 1.0 / (1.0 + np.exp(-z))
+        a = ACTIVATIONS[output if k == len(params) - 2 else hidden].float64(z)
     if loss == "bce":
         return float(np.mean(np.logaddexp(0.0, z) - y * z))
+    if loss == "ce":
+        m = z.max(axis=1, keepdims=True)
+        log_a = z - m - np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+        return float(np.mean(-(y * log_a).sum(axis=1)))
     return float(np.mean((a - y) ** 2))
