@@ -41,6 +41,7 @@ class Activation(str):
     c_helpers: ClassVar[tuple[str, ...]] = ()  # helper files under templates/, in include order
     c_function: ClassVar[str | None] = None  # C: y = f(acc) per output; None: y = acc
     c_layer_function: ClassVar[str | None] = None  # C: f(y, n), in place over the layer
+    uses_exp: ClassVar[bool] = False  # its code uses the sigmoid's exponential (MicroPython locals)
 
     def __new__(cls) -> Activation:
         return super().__new__(cls, cls.name)
@@ -80,6 +81,7 @@ class Activation(str):
 class Sigmoid(Activation):
     name = "sigmoid"
     hidden = True
+    uses_exp = True
     c_helpers = ("boardnet_sigmoid.h",)
     c_function = "boardnet_sigmoid_v1"
 
@@ -121,6 +123,7 @@ class Tanh(Activation):
     name = "tanh"
     hidden = True
     output = False
+    uses_exp = True
     c_helpers = ("boardnet_sigmoid.h", "boardnet_activations.h")
     c_function = "boardnet_tanh_v1"
 
@@ -243,11 +246,12 @@ def lookup(name: Any) -> Activation | None:
     return ACTIVATIONS.get(name) if isinstance(name, str) else None
 
 
+# helper C files in the order a header includes them (boardnet_activations.h defines tanh
+# when boardnet_sigmoid.h came first)
+C_HELPERS = ("boardnet_sigmoid.h", "boardnet_activations.h", "boardnet_softmax.h")
+
+
 def c_helpers(activations: Any) -> list[str]:
     """The helper C files these activations need, each once, in include order."""
-    files: list[str] = []
-    for a in activations:
-        for name in a.c_helpers:
-            if name not in files:
-                files.append(name)
-    return files
+    needed = {name for a in activations for name in a.c_helpers}
+    return [name for name in C_HELPERS if name in needed]

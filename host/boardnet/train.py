@@ -102,7 +102,8 @@ def check_config(cfg: TrainConfig, data: Dataset) -> None:
     if cfg.loss == "ce" and output != "softmax":
         raise UsageError("--loss ce is the cross-entropy of a softmax output: add --output softmax")
     if cfg.loss == "bce" and output != "sigmoid":
-        raise UsageError("--loss bce needs a sigmoid output; use mse for --regression, ce for --output softmax")
+        raise UsageError("--loss bce needs a sigmoid output; use mse for --regression, "
+                         "ce for --output softmax")
     if data.task != "regression" and output == "linear":
         raise UsageError("--output linear is for --regression; a classifier's output is sigmoid or softmax")
     if cfg.init not in INITS:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import numerics
+from ..activations import c_helpers
 from ..names import bytes_lines, c_float
 from ..templating import helper
 from .base import MP_ROWS_MAX_INPUTS, MP_STRAIGHT_MAX_PARAMS, Form, Tolerance, check_shape
@@ -104,7 +105,8 @@ class F32(Form):
             |dz| <= sum_j |W_ij| d_j + (n_in + 1) u' (|b_i| + sum_j |W_ij a_j|),  u' = 1.01 u
             sigmoid: |dy| <= |dz| / 4 + 2 * MAX_ABS_ERROR
         (each sigmoid is within MAX_ABS_ERROR of the true one, which is 1/4-Lipschitz); linear
-        outputs: |dy| <= |dz|. Inputs are taken as float32 on both sides.
+        outputs: |dy| <= |dz|; tanh, relu and softmax: activations.py (`double_bound`). Inputs
+        are taken as float32 on both sides.
         """
         X = np.atleast_2d(np.asarray(X, dtype=np.float32))  # (batch, n_in)
         u = 1.01 * 2.0**-24
@@ -117,12 +119,7 @@ class F32(Form):
             with np.errstate(all="ignore"):
                 dz = d @ absW.T + (layer.n_in + 1) * u * (np.abs(b) + np.abs(a) @ absW.T)
                 z = a @ W.T + b  # (batch, n_out)
-            if layer.activation == "sigmoid":
-                d = dz / 4 + 2 * numerics.MAX_ABS_ERROR
-                a = 0.5 + 0.5 * np.tanh(0.5 * z)
-            else:
-                d = dz
-                a = z
+            a, d = layer.activation.double_bound(z, dz)
         return d
 
     # ---- generated code -----------------------------------------------------------------------
@@ -143,6 +140,8 @@ class F32(Form):
                 "n_in": layer.n_in,
                 "n_out": layer.n_out,
                 "activation": layer.activation,
+                "function": layer.activation.c_function,  # per output, or None: the identity
+                "layer_function": layer.activation.c_layer_function,  # in place, after the outputs
                 "W": [[c_float(v) for v in row] for row in layer.W],
                 "b": [c_float(v) for v in layer.b],
                 "unrolled": layer.n_in * layer.n_out <= unroll_max_weights,
@@ -154,7 +153,7 @@ class F32(Form):
             "layers": layers,
             "buffers": [size for size in buffers if size],
             "any_loop": any(not layer["unrolled"] for layer in layers),
-            "helper_c": helper("boardnet_sigmoid.h"),
+            "helper_c": "\n".join(helper(name) for name in c_helpers(layer.activation for layer in layers32)),
         }
 
     def micropython_params(self) -> np.ndarray:
@@ -199,7 +198,9 @@ class F32(Form):
                 "n_in": layer.n_in,
                 "n_out": layer.n_out,
                 "activation": layer.activation,
+                "exp": layer.activation.uses_exp,  # its code needs the exponential's constants
                 "neurons": neurons,
+                "outs": dst,
             })
             k = b0 + layer.n_out
             src = dst
@@ -212,4 +213,9 @@ class F32(Form):
             "layers": layers,
             "input_vars": input_vars,
             "output_vars": src,
+            "softmax": any(layer.activation == "softmax" for layer in self.layers),
+            # the loop shape's branches: the activations with per-output code, in model order
+            "loop_activations": list(dict.fromkeys(
+                layer.activation for layer in self.layers if layer.activation.elementwise
+                and layer.activation != "linear")),
         }
