@@ -315,7 +315,7 @@ def test_scalar_and_numpy_engines_agree_for_tanh_and_relu():
 
 @pytest.mark.parametrize("cfg,message", [
     ({"activation": "softmax"}, "--activation must be one of sigmoid, tanh, relu"),
-    ({"output": "softmax", "loss": "mse"}, "--output softmax trains with --loss ce"),
+    ({"output": "softmax", "loss": "mse"}, "--output-activation softmax trains with --loss ce"),
     ({"loss": "ce"}, "--loss ce is the cross-entropy of a softmax output"),
 ])
 def test_train_refuses_mismatched_activations_and_losses(cfg, message):

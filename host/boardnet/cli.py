@@ -24,6 +24,7 @@ from .commands import deploy as deploy_cmd
 from .commands import evaluate as evaluate_cmd
 from .commands import export as export_cmd
 from .commands import flash as flash_cmd
+from .commands import import_model as import_cmd
 from .commands import info as info_cmd
 from .commands import predict as predict_cmd
 from .commands import sim as sim_cmd
@@ -128,7 +129,14 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=1000)
     p.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
     p.add_argument("--batch-size", type=int, default=1, help="1 is per-sample SGD, as in the tutorial")
-    p.add_argument("--loss", choices=["mse", "bce"], default="mse")
+    p.add_argument("--loss", choices=["mse", "bce", "ce"], default=None,
+                   help="mse (default), bce (binary cross-entropy per sigmoid output) or ce (the "
+                   "cross-entropy of a softmax output, the default with --output-activation softmax)")
+    p.add_argument("--activation", choices=["sigmoid", "tanh", "relu"], default="sigmoid",
+                   help="the hidden layers' activation (default sigmoid)")
+    p.add_argument("--output-activation", choices=["sigmoid", "linear", "softmax"], default=None,
+                   help="the output layer's: sigmoid (classes; the default), linear (--regression's) or "
+                   "softmax (3 or more classes, trained with --loss ce)")
     p.add_argument("--init", choices=["xavier", "normal"], default="xavier",
                    help="xavier (Glorot uniform) or the tutorial's standard normal")
     p.add_argument("--normalize", choices=["standard", "center", "none"], default="standard")
@@ -149,7 +157,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         hidden=args.hidden, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-        loss=args.loss, init=args.init, normalize=args.normalize, shuffle=not args.no_shuffle,
+        loss=args.loss or ("ce" if args.output_activation == "softmax" else "mse"),
+        activation=args.activation, output=args.output_activation or "auto",
+        init=args.init, normalize=args.normalize, shuffle=not args.no_shuffle,
         seed=args.seed, name=args.name or Path(args.output).stem,
     )
     model, evaluation = train_cmd.train_file(
@@ -178,6 +188,49 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- import ----------------------------------------------------------------------------
+def _names(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",")]
+
+
+def _import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="a scikit-learn MLP (or Pipeline) pickle/joblib file, or an ONNX model")
+    p.add_argument("-o", "--output", required=True, help="model file to write (JSON)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="load a pickle or joblib file: loading one runs code stored in it, so only "
+                   "for a file you trust")
+    p.add_argument("--name", help="model name (default: the output file's stem)")
+    p.add_argument("--features", type=_names, help="comma-separated input names (default: the "
+                   "estimator's feature_names_in_, else x0, x1, ...)")
+    p.add_argument("--labels", type=_names, help="ONNX classifiers: class names in output order "
+                   "(default 0, 1, ...)")
+    p.add_argument("--target", help="what the model predicts (default y)")
+    p.add_argument("--json", action="store_true")
+
+
+def _import(args: argparse.Namespace) -> int:
+    if args.trust_pickle:
+        warnings.warn(f"loading {args.source} runs the code a pickle holds (--trust-pickle)", stacklevel=1)
+    model, result = import_cmd.import_file(args.source, args.output, trust_pickle=args.trust_pickle,
+                                           name=args.name, features=args.features, labels=args.labels,
+                                           target=args.target)
+    p = model.provenance
+    lines = [
+        f"imported {p.get('estimator') or p.get('producer')} ({p['library']} {p['library_version']}) "
+        f"from {args.source}: {'-'.join(map(str, model.sizes))} {model.task}, "
+        + ", ".join(str(layer.activation) for layer in model.layers),
+        *(f"  {note}" for note in result["notes"]),
+    ]
+    parity = result["parity"]
+    lines.append(
+        f"  float64 outputs against {parity['against']} on {parity['n']} random inputs: max difference "
+        f"{parity['max_abs_difference']:.3g} (relative {parity['max_relative_difference']:.3g})"
+        if parity else "  not compared with the source library (its runtime is not installed)")
+    lines.append(f"wrote {args.output} (fingerprint {model.fingerprint()})")
+    _out(args, "\n".join(lines), result)
+    return 0
+
+
 # ---- info ------------------------------------------------------------------------------
 def _info_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model")
@@ -193,9 +246,18 @@ def _info(args: argparse.Namespace) -> int:
         f"{info['parameters']} parameters, fingerprint {info['fingerprint']}",
         f"inputs   {listed(model.features)} (normalization: {model.normalization.method})",
         f"outputs  {listed(model.outputs)}",
+        f"layers   {', '.join(f'{layer.n_out} {layer.activation}' for layer in model.layers)}",
     ]
     if model.labels:
         lines.append(f"labels   {listed(model.labels)}")
+    p = model.provenance
+    if p:
+        lines.append(
+            f"imported from {shown(str(p.get('source', '?')), quote=False)} (sha256 "
+            f"{str(p.get('sha256', '?'))[:16]}...), {p.get('library', '?')} {p.get('library_version', '?')}"
+            + "".join(f", {key} {shown(str(p[key]), quote=False, max_len=80)}"
+                      for key in ("estimator", "producer", "dtype") if key in p)
+        )
     if t:
         lines.append(
             f"training {t.get('n_train', '?')} rows, loss {t.get('config', {}).get('loss', '?')} "
@@ -630,6 +692,8 @@ def _demo(args: argparse.Namespace) -> int:
 _COMMANDS: dict[str, Command] = {
     "train": ("train a model on a CSV file", _train_args, _train),
     "info": ("sizes, labels, fingerprint, training summary and fit of a model", _info_args, _info),
+    "import": ("a model trained elsewhere (a scikit-learn MLP pickle, an ONNX graph) into a model file",
+               _import_args, _import),
     "predict": ("predict on the host, or beside a board with --port", _predict_args, _predict),
     "export": ("write the C header and the MicroPython module", _export_args, _export),
     "boards": ("list serial ports, BOOTSEL drives and virtual boards; --probe asks each",

@@ -93,19 +93,21 @@ def check_config(cfg: TrainConfig, data: Dataset) -> None:
     if hidden is None or not hidden.hidden:
         raise UsageError(f"--activation must be one of {', '.join(HIDDEN)}")
     if cfg.output not in OUTPUTS:
-        raise UsageError(f"--output must be one of {', '.join(OUTPUTS)}")
+        raise UsageError(f"--output-activation must be one of {', '.join(OUTPUTS)}")
     output = output_of(cfg, data)
     if output == "softmax" and data.task != "multiclass":
-        raise UsageError("--output softmax needs a target with 3 or more classes")
+        raise UsageError("--output-activation softmax needs a target with 3 or more classes")
     if output == "softmax" and cfg.loss != "ce":
-        raise UsageError("--output softmax trains with --loss ce (cross-entropy)")
+        raise UsageError("--output-activation softmax trains with --loss ce (cross-entropy)")
     if cfg.loss == "ce" and output != "softmax":
-        raise UsageError("--loss ce is the cross-entropy of a softmax output: add --output softmax")
+        raise UsageError("--loss ce is the cross-entropy of a softmax output: "
+                         "add --output-activation softmax")
     if cfg.loss == "bce" and output != "sigmoid":
         raise UsageError("--loss bce needs a sigmoid output; use mse for --regression, "
-                         "ce for --output softmax")
+                         "ce for --output-activation softmax")
     if data.task != "regression" and output == "linear":
-        raise UsageError("--output linear is for --regression; a classifier's output is sigmoid or softmax")
+        raise UsageError("--output-activation linear is for --regression; "
+                         "a classifier's output is sigmoid or softmax")
     if cfg.init not in INITS:
         raise UsageError(f"--init must be one of {', '.join(INITS)}")
     if cfg.epochs < 1 or cfg.batch_size < 1 or any(h < 1 for h in cfg.hidden):

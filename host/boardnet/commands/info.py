@@ -22,6 +22,8 @@ def describe(model: Model) -> dict[str, Any]:
         "normalization": model.normalization.method,
         "fingerprint": model.fingerprint(),
         "parameters": sum(layer.W.size + layer.b.size for layer in model.layers),
+        "activations": [str(layer.activation) for layer in model.layers],
         "training": {k: v for k, v in t.items() if k != "history"},
+        "provenance": model.provenance,
         "fit": fit_report(forms.make(model, "f32")),
     }
