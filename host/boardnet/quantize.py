@@ -18,7 +18,18 @@ Formats
   [0, 8] with linear interpolation gives sigmoid(|z|) in Q15 (32768 = 1.0), and
   sigmoid(z < 0) = 32768 - that. Only shifts of non-negative values, so C's
   implementation-defined right shift of negative numbers never arises.
+- Tanh layers: tanh z = 2 sigmoid(2z) - 1 through the same table, read one shift earlier
+  (|2z| with 10 fraction bits is `acc >> (F - 11)`): `a = sigmoid_q15 - 16384` in [-16384, 16384],
+  tanh with scale 2^-14 (Q14), so the next layer's weights take W * 2^-14.
+- ReLU layers: `a = acc >> s` for acc > 0 (`acc << -s` when s < 0), else 0, where s is the
+  smallest shift that keeps the largest accumulator the layer can reach (interval arithmetic
+  over the integer weights and the previous layer's output range) within int16: outputs in
+  [0, 32767] with scale 2^-(F - s), exact and never saturating.
 - Linear output layer: `y = acc`, with scale 2^-F (OUT_FRAC_BITS).
+- Softmax output layer: the board returns the integer logits `acc` (scale 2^-F); the host
+  turns them into probabilities (float64 softmax) and the class is their argmax, the same on
+  both sides. An integer exponential would add a second approximation for no gain in the
+  decision (docs/integer-models.md).
 
 Overflow: for every layer and output, `|bq| + sum_j |Wq| * X_BOUND < 2^30` (X_BOUND = 32768
 bounds both the int16 inputs and the Q15 activations) is checked at quantisation; F is
@@ -36,8 +47,9 @@ from typing import Any
 
 import numpy as np
 
+from .activations import ACTIVATIONS
 from .errors import ModelError
-from .model import Stack, Weighted, sigmoid
+from .model import Stack, Weighted
 
 PRECISIONS = ("q15",)
 ARITHMETIC = "boardnet-q15-v1"  # a new arithmetic gets a new name (and fingerprint)
@@ -106,6 +118,58 @@ def sigmoid_error(table: Any = SIGMOID_TABLE) -> float:
     return float(max(np.abs(y - lo).max(), np.abs(y - hi).max(), above))
 
 
+HALF = ONE // 2
+
+
+@dataclass(frozen=True)
+class IntegerActivation:
+    """One activation in integers: the smallest F its layer needs, how it chooses its shift and
+    output scale (`plan`), and what it computes (`apply`, on int64 accumulators)."""
+
+    min_frac: int = -(1 << 30)  # no lower limit
+
+    def plan(self, F: int, acc_lo: np.ndarray, acc_hi: np.ndarray) -> tuple[int, int, np.ndarray, np.ndarray]:
+        """(shift, out_frac, lo, hi): the shift, the outputs' fraction bits and their range."""
+        return 0, F, acc_lo, acc_hi
+
+    def apply(self, acc: np.ndarray, shift: int) -> np.ndarray:
+        return acc
+
+
+class _Sigmoid(IntegerActivation):
+    def plan(self, F, acc_lo, acc_hi):
+        return F - Z_FRAC, 15, np.zeros_like(acc_lo), np.full_like(acc_hi, ONE)
+
+    def apply(self, acc, shift):
+        return sigmoid_q15(acc, shift)
+
+
+class _Tanh(IntegerActivation):
+    def plan(self, F, acc_lo, acc_hi):  # sigmoid of 2z: one bit less of shift
+        return F - Z_FRAC - 1, 14, np.full_like(acc_lo, -HALF), np.full_like(acc_hi, HALF)
+
+    def apply(self, acc, shift):
+        return sigmoid_q15(acc, shift) - HALF
+
+
+class _Relu(IntegerActivation):
+    def plan(self, F, acc_lo, acc_hi):
+        top = int(np.max(acc_hi, initial=0))
+        s = top.bit_length() - 15 if top > 0 else 0  # top >> s < 2^15
+        return s, F - s, np.zeros_like(acc_lo), np.maximum(self.apply(acc_hi, s), 0)
+
+    def apply(self, acc, shift):
+        acc = np.asarray(acc, dtype=np.int64)
+        scaled = acc >> shift if shift >= 0 else acc << -shift
+        return np.where(acc > 0, scaled, 0)
+
+
+INTEGER: dict[str, IntegerActivation] = {
+    "sigmoid": _Sigmoid(Z_FRAC), "tanh": _Tanh(Z_FRAC + 1), "relu": _Relu(),
+    "linear": IntegerActivation(), "softmax": IntegerActivation(),  # the accumulator: values, logits
+}
+
+
 def parse_decimal(text: str, e: int, c: int) -> int:
     """The reference input parser: `sat(round(v * 2^e) - c)` for the plain decimal `text`
     (optional sign, digits, optional point; no exponent, no spaces), rounding half away from
@@ -125,14 +189,11 @@ class QLayer(Weighted):
     W: np.ndarray  # (n_out, n_in) int64 holding int16 values
     b: np.ndarray  # (n_out,) int64 holding int32 values
     frac_bits: int  # F: acc = z * 2^F
-    activation: str  # sigmoid | linear
+    activation: str  # sigmoid | tanh | relu | linear | softmax
     bound: int  # max over outputs of |bq| + sum |Wq| * X_BOUND (< ACC_LIMIT)
     limited_by: str  # what chose F: "int16 weights" or "overflow proof"
-
-    @property
-    def shift(self) -> int:
-        """Right shift from acc to |z| with Z_FRAC fraction bits (sigmoid layers)."""
-        return self.frac_bits - Z_FRAC
+    shift: int  # the activation's right shift of acc (sigmoid: to |z| with Z_FRAC fraction bits)
+    out_frac: int  # the layer's integer outputs are a * 2^-out_frac
 
     @property
     def weight_bits(self) -> int:
@@ -154,9 +215,9 @@ class QuantizedModel(Stack):
 
     @property
     def out_frac_bits(self) -> int:
-        """Outputs are yq * 2^-out_frac_bits: 15 for sigmoid outputs, F for a linear one."""
-        last = self.layers[-1]
-        return 15 if last.activation == "sigmoid" else last.frac_bits
+        """Outputs are yq * 2^-out_frac_bits: 15 for sigmoid outputs, F for a linear one (and
+        for a softmax layer's logits)."""
+        return self.layers[-1].out_frac
 
     def input_range(self) -> tuple[np.ndarray, np.ndarray]:
         """The raw values that quantise without saturating: (lo, hi) per feature."""
@@ -212,11 +273,14 @@ class QuantizedModel(Stack):
             raise ValueError("integer inputs are int16 (-32768..32767)")
         for layer in self.layers:
             acc = a @ layer.W.T + layer.b  # (batch, n_out), exact in int64
-            a = sigmoid_q15(acc, layer.shift) if layer.activation == "sigmoid" else acc
+            a = INTEGER[layer.activation].apply(acc, layer.shift)
         return a[0] if single else a
 
     def dequantize_outputs(self, Yq: Any) -> np.ndarray:
-        return np.asarray(Yq, dtype=np.float64) * 2.0 ** -self.out_frac_bits
+        """Integer outputs -> float64: probabilities, values, or for a softmax output the
+        host's softmax of the logits."""
+        y = np.asarray(Yq, dtype=np.float64) * 2.0 ** -self.out_frac_bits
+        return ACTIVATIONS["softmax"].float64(y) if self.layers[-1].activation == "softmax" else y
 
     def predict(self, X: Any) -> np.ndarray:
         """Raw float inputs -> float outputs through the integer model (host convenience)."""
@@ -323,26 +387,32 @@ def quantize(
     b1 = np.array([
         _fsum_dot(Wn[i], raw_off - norm.shift, float(first.b[i])) for i in range(first.n_out)
     ])
-    effective = [(V1, b1, first.activation)] + [
-        (layer.W * 2.0**-15, layer.b, layer.activation) for layer in model.layers[1:]
-    ]
     layers = []
-    for k, (V, b, act) in enumerate(effective):
+    lo, hi = np.full(n_in, -X_BOUND, dtype=np.int64), np.full(n_in, X_MAX, dtype=np.int64)  # any int16
+    for k, layer_k in enumerate(model.layers):
+        act = layer_k.activation
+        # layer 1 takes the integer inputs; each later one its predecessor's outputs, a * 2^-out_frac
+        V, b = (V1, b1) if k == 0 else (layer_k.W * 2.0 ** -layers[-1].out_frac, layer_k.b)
         what = f"layer {k + 1} ({V.shape[1]} -> {V.shape[0]})"
         F, limited = _choose_frac_bits(V, b, what)
         Wq = _round_half_away(V * 2.0**F).astype(np.int64)
         bq = _round_half_away(b * 2.0**F).astype(np.int64)
         bound = int((np.abs(bq) + np.abs(Wq).sum(axis=1) * X_BOUND).max())
-        layer = QLayer(Wq, bq, F, act, bound, limited)
+        integer = INTEGER[act]
+        # the accumulators' range over the inputs' range, exactly (interval arithmetic in int64)
+        acc_lo = bq + np.minimum(Wq * lo, Wq * hi).sum(axis=1)
+        acc_hi = bq + np.maximum(Wq * lo, Wq * hi).sum(axis=1)
+        shift, out_frac, lo, hi = integer.plan(F, acc_lo, acc_hi)
+        layer = QLayer(Wq, bq, F, act, bound, limited, shift, out_frac)
         if np.abs(Wq).max() and layer.weight_bits < MIN_WEIGHT_BITS:
             raise QuantizationError(
                 f"{what}: to keep every int32 accumulator provably below 2^30 its weights "
                 f"would keep only {layer.weight_bits} bits (largest |Wq| = {int(np.abs(Wq).max())});"
                 " too many inputs or too large biases for q15, use f32"
             )
-        if act == "sigmoid" and F < Z_FRAC:
+        if F < integer.min_frac:
             raise QuantizationError(
-                f"{what}: weights or biases too large for q15 (scale 2^-{F} < 2^-{Z_FRAC})"
+                f"{what}: weights or biases too large for q15 (scale 2^-{F} < 2^-{integer.min_frac})"
             )
         assert bound < ACC_LIMIT
         layers.append(layer)
@@ -422,9 +492,9 @@ def _worst_layer(model: Any, q: QuantizedModel, X: np.ndarray, y64: np.ndarray) 
             else:  # the exact effective weights of the float model
                 W, b = _effective(model, q, m)
             z = a @ W.T + b
-            a = sigmoid(z) if layer.activation == "sigmoid" else z
+            a = ACTIVATIONS[layer.activation].float64(z)
             if m < len(q.layers) - 1:
-                a = a * ONE
+                a = a * 2.0**layer.out_frac  # in the next layer's integer input units
         errors.append(float(np.abs(a - y64).max()))
     k = int(np.argmax(errors))
     return k, errors[k]
@@ -438,7 +508,7 @@ def _effective(model: Any, q: QuantizedModel, m: int) -> tuple[np.ndarray, np.nd
         raw_off = np.array([c * 2.0**-e for e, c in zip(q.in_exp, q.in_offset)])
         return Wn * scale_in, first.b + Wn @ (raw_off - norm.shift)
     layer = model.layers[m]
-    return layer.W * 2.0**-15, layer.b
+    return layer.W * 2.0 ** -q.layers[m - 1].out_frac, layer.b
 
 
 def format_report(report: dict[str, Any]) -> list[str]:

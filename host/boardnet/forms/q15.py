@@ -87,6 +87,7 @@ class Q15(Form):
         return {
             "out_frac_bits": q.out_frac_bits,
             "last_sigmoid": q.layers[-1].activation == "sigmoid",
+            "logits": q.layers[-1].activation == "softmax",
             "sigmoid_table": list(SIGMOID_TABLE),
             "z_frac": Z_FRAC,
             "table_bits": TABLE_BITS,
@@ -96,20 +97,37 @@ class Q15(Form):
             "in_c": list(q.in_offset),
         }
 
+    def _centred(self, k: int) -> bool:
+        """Layer k's inputs are a sigmoid layer's outputs, which the C keeps centred (a - 16384)."""
+        return k > 0 and self.q.layers[k - 1].activation == "sigmoid"
+
     def c_biases(self, k: int) -> np.ndarray:
-        """Layer k's biases as the C header holds them: layers after the first take centred
-        activations a - 16384, so b + 16384 * sum_j W[i][j] (exact: the same acc)."""
+        """Layer k's biases as the C header holds them: a layer after a sigmoid layer takes
+        centred activations a - 16384, so b + 16384 * sum_j W[i][j] (exact: the same acc). Tanh
+        outputs are centred already, relu outputs are taken as they are."""
         layer = self.q.layers[k]
-        return layer.b if k == 0 else layer.b + HALF * layer.W.sum(axis=1)
+        return layer.b + HALF * layer.W.sum(axis=1) if self._centred(k) else layer.b
 
     def c_bound(self, k: int) -> int:
         """max |partial sum| in the C code: |b'| + sum |W| * bound on its inputs; < 2^30 because
         |b + 16384 sum W| + 16384 sum |W| <= |b| + 32768 sum |W| (the proved bound)."""
         layer = self.q.layers[k]
-        x = X_BOUND if k == 0 else HALF
+        prev = self.q.layers[k - 1].activation if k else None
+        x = HALF if prev in ("sigmoid", "tanh") else X_BOUND
         bound = int((np.abs(self.c_biases(k)) + np.abs(layer.W).sum(axis=1) * x).max())
         assert bound <= layer.bound < ACC_LIMIT
         return bound
+
+    @staticmethod
+    def c_activation(layer) -> str:
+        """The C expression of a layer's activation of `acc` (what the hidden buffers hold:
+        sigmoid - 16384 and tanh in Q14 from the table helper, relu shifted, else acc)."""
+        if layer.activation in ("sigmoid", "tanh"):
+            return f"boardnet_sigmoid_q15_v1(acc, {layer.shift}u)"
+        if layer.activation == "relu":
+            shifted = f"acc >> {layer.shift}" if layer.shift >= 0 else f"acc << {-layer.shift}"
+            return f"(acc > 0 ? {shifted} : 0)"
+        return "acc"
 
     def c_context(self, unroll_max_weights: int = C_UNROLL_MAX_WEIGHTS) -> dict[str, Any]:
         q = self.q
@@ -137,6 +155,7 @@ class Q15(Form):
                 # output layer adds the 1/2 back
                 "store": ("%s" if layer.activation != "sigmoid" else "16384 + %s") if last
                 else "(int16_t)%s" if not next_unrolled else "%s",
+                "value": self.c_activation(layer),
             })
         return {
             **self._c_common("yq"),
@@ -173,6 +192,9 @@ class Q15(Form):
             layers.append({
                 "n_in": layer.n_in, "n_out": layer.n_out, "activation": layer.activation,
                 "shift": layer.shift, "neurons": neurons,
+                # relu: the shift as MicroPython writes it (a negative shift is a left shift)
+                "relu": (f">> {layer.shift}" if layer.shift >= 0 else f"<< {-layer.shift}")
+                if layer.activation == "relu" else None,
                 "W": [[int(v) for v in row] for row in layer.W], "b": [int(v) for v in layer.b],
             })
             src = dst
