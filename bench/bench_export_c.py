@@ -1,7 +1,13 @@
 """boardnet's C header against emlearn on a Cortex-M0+: flash, RAM, instructions per inference.
 
-    python bench/bench_export_c.py                 # the table (docs/export-c.md)
+    python bench/bench_export_c.py                 # the tables (docs/export-c.md)
+    python bench/bench_export_c.py --imported      # only the imported scikit-learn networks
     python bench/bench_export_c.py --sigmoid-error # every float32 against the true sigmoid
+
+The second table takes one scikit-learn MLPClassifier (8-16-3, tanh or relu hidden layer,
+softmax output) per row: emlearn converts it, `boardnet import` reads it, and each runs
+the same model (emlearn with newlib's expf/tanhf, boardnet with its own float32 tanh and
+softmax, bit-exact with the host).
 
 Same float32 weights in both. Programs are built with arm-none-eabi-gcc -mcpu=cortex-m0plus
 -mthumb -Os -ffunction-sections -fdata-sections -Wl,--gc-sections and newlib-nano; "added"
@@ -180,6 +186,75 @@ def bench(n_inputs: int) -> None:
                 )
 
 
+def imported_mlp(activation: str, tmp: Path):
+    """A scikit-learn MLPClassifier 8-16-3 with `activation` hidden units and a softmax output,
+    trained on 3 classes of standardised data, and its boardnet import."""
+    import pickle
+    import warnings
+
+    from sklearn.neural_network import MLPClassifier
+
+    from boardnet.importers import read
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 8))
+    score = X[:, 0] + X[:, 1] / 2 - X[:, 2] / 3 + 0.3 * np.tanh(X[:, 3] * X[:, 4])
+    y = np.searchsorted(np.quantile(score, [1 / 3, 2 / 3]), score)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlp = MLPClassifier((16,), activation=activation, max_iter=500, random_state=0).fit(X, y)
+    path = tmp / f"mlp_{activation}.pkl"
+    path.write_bytes(pickle.dumps(mlp))
+    return mlp, read(path, name="net", trust_pickle=True).model
+
+
+def build_imported(tmp: Path, name: str, mlp, model: Model, kind: str) -> Path:
+    n_in, n_out = model.n_in, model.n_out
+    extra: list[str] = []
+    if kind == "boardnet":
+        header = export_c(forms.make(model), tmp)
+        include, call = f'#include "{header.name}"', f"{header.stem}_predict(x, y);"
+    else:
+        import emlearn
+
+        emlearn.convert(mlp, method="loadable").save(name="mynet", file=str(tmp / "mynet.h"))
+        include = '#include "mynet.h"'
+        call = f"eml_net_predict_proba(&mynet, x, {n_in}, y, {n_out});"
+        extra = ["-I", emlearn.includedir, "-lm"]
+    src = tmp / f"{name}.c"
+    src.write_text(MAIN.format(include=include, call=call, n_in=n_in, n_out=n_out))
+    elf = tmp / f"{name}.elf"
+    subprocess.run([*CC, "-I", str(tmp), str(src), "-o", str(elf), *extra], check=True)
+    return elf
+
+
+def bench_imported(n_inputs: int) -> None:
+    print("\nImported scikit-learn MLPClassifier, softmax output: emlearn's C and boardnet's for the "
+          "same model")
+    head = (f"{'network':<22} {'library':<9} {'flash added':>12} {'instructions':>13} {'soft-float':>10} "
+            f"{'vs emlearn':>10} {'output':>12}")
+    print(head)
+    print("-" * len(head))
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        for activation in ("tanh", "relu"):
+            mlp, model = imported_mlp(activation, tmp)
+            net = f"8-16-3 {activation}-softmax"
+            flash0, _ = sizes_of(build(tmp, f"empty{activation}", model, "empty"))
+            rows = {}
+            for kind in ("emlearn", "boardnet"):
+                sub = tmp / f"{kind}{activation}"
+                sub.mkdir()
+                elf = build_imported(sub, kind, mlp, model, kind)
+                flash, _ = sizes_of(elf)
+                ins, share, ok = measure(elf, model, n_inputs, check=kind == "boardnet")
+                rows[kind] = (flash - flash0, ins, share, ok)
+            for kind, (flash, ins, share, ok) in rows.items():
+                exact = ("bit-exact" if ok else "DIFFERS") if kind == "boardnet" else ("~" if ok else "off")
+                print(f"{net:<22} {kind:<9} {flash:>10} B {ins:>13,.0f} {share:>9.0%} "
+                      f"{ins / rows['emlearn'][1]:>9.2f}x {exact:>12}")
+
+
 def sigmoid_error() -> None:
     """max |sigmoid32(x) - sigmoid(x)| over every float32 x with |x| < 86 (above: exact 0/1)."""
     t0 = time.time()
@@ -201,11 +276,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--inputs", type=int, default=20, help="random inputs per measurement")
     ap.add_argument("--sigmoid-error", action="store_true", help="exhaustive sigmoid error")
+    ap.add_argument("--imported", action="store_true", help="only the imported scikit-learn networks")
     args = ap.parse_args()
     if args.sigmoid_error:
         sigmoid_error()
+    elif args.imported:
+        bench_imported(args.inputs)
     else:
         bench(args.inputs)
+        bench_imported(args.inputs)
 
 
 if __name__ == "__main__":

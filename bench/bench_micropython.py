@@ -57,6 +57,36 @@ def textbook_predict(x, Ws, bs):
     return a
 """
 
+# The same for the other activations (math.tanh, max, a softmax with math.exp): the baseline
+# of the tanh/relu-softmax rows.
+TEXTBOOK_ACTS = """
+import math
+
+def textbook_predict(x, Ws, bs, acts={acts!r}):
+    a = x
+    for W, b, act in zip(Ws, bs, acts):
+        z = []
+        for i in range(len(W)):
+            s = b[i]
+            row = W[i]
+            for j in range(len(a)):
+                s += row[j] * a[j]
+            if act == "tanh":
+                s = math.tanh(s)
+            elif act == "relu":
+                s = s if s > 0 else 0.0
+            elif act == "sigmoid":
+                s = 1 / (1 + math.exp(-s))
+            z.append(s)
+        if act == "softmax":
+            m = max(z)
+            e = [math.exp(v - m) for v in z]
+            t = sum(e)
+            z = [v / t for v in e]
+        a = z
+    return a
+"""
+
 BENCH = """
 import gc, struct, hostclock
 import {module} as m
@@ -125,24 +155,26 @@ def exp_straight(model: Model) -> str:
     return "\n".join(lines)
 
 
-def random_model(sizes: list[int], seed: int = 0) -> Model:
+def random_model(sizes: list[int], seed: int = 0, acts: list[str] | None = None) -> Model:
     rng = np.random.default_rng(seed)
     Ws = [rng.normal(0, 2 / np.sqrt(a), (b, a)) for a, b in zip(sizes, sizes[1:])]
     bs = [rng.normal(0, 1, b) for b in sizes[1:]]
-    return Model.from_arrays(Ws, bs, name="bench_" + "_".join(map(str, sizes)))
+    return Model.from_arrays(Ws, bs, acts, name="bench_" + "_".join(map(str, sizes)))
 
 
-def bench_model(sizes: list[int], n: int, repeats: int) -> list[dict]:
-    model = random_model(sizes)
+def bench_model(sizes: list[int], n: int, repeats: int, acts: list[str] | None = None) -> list[dict]:
+    model = random_model(sizes, acts=acts)
+    textbook = TEXTBOOK_ACTS.format(acts=acts) if acts else TEXTBOOK
     module = micropython_module(model.name)
     x = np.random.default_rng(1).normal(0, 1, model.n_in).astype("<f4")
     rows = []
     baseline = None  # the textbook time of the first run, so every ratio has one reference
     for shape in ("straight", "rows", "loop"):
         script = BENCH.format(
-            module=module, textbook=TEXTBOOK, n_in=model.n_in, x_bytes=x.tobytes(), n=n,
+            module=module, textbook=textbook, n_in=model.n_in, x_bytes=x.tobytes(), n=n,
             repeats=repeats, shapes=[(layer.n_in, layer.n_out) for layer in model.layers],
-            exp_straight=exp_straight(model), has_exp=bool(exp_straight(model)),
+            exp_straight=exp_straight(model) if not acts else "",
+            has_exp=bool(exp_straight(model)) and not acts,
         )
         stdout = mpwasm.run(script, {f"{module}.py": render_micropython(forms.make(model), shape)})
         times: dict[str, float] = {}
@@ -162,7 +194,8 @@ def bench_model(sizes: list[int], n: int, repeats: int) -> list[dict]:
                 continue  # the baselines were timed with the straight-line run
             else:
                 label = name
-            rows.append({"net": "-".join(map(str, sizes)), "impl": label, "us": times[name],
+            net = "-".join(map(str, sizes)) + (f" {'-'.join(acts)}" if acts else "")
+            rows.append({"net": net, "impl": label, "us": times[name],
                          "heap": heaps[name], "textbook": baseline})
     return rows
 
@@ -189,6 +222,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls (noisier)")
     parser.add_argument("--no-import-heap", action="store_true", help="skip the second table")
+    parser.add_argument("--only-activations", action="store_true",
+                        help="only the tanh/relu-softmax rows (and no second table)")
     args = parser.parse_args()
     ok, why = mpwasm.available()
     if not ok:
@@ -197,14 +232,16 @@ def main() -> None:
     budget, repeats = (4000, 10) if args.quick else (20000, 60)
     print("MicroPython 1.27 WebAssembly build under Node; microseconds per prediction "
           "(min over repeats), heap bytes per prediction")
-    print(f"{'net':<12} {'implementation':<24} {'us/pred':>9} {'vs textbook':>12} {'heap B':>8}")
-    for sizes in ([2, 2, 1], [8, 16, 1], [30, 16, 8, 3]):
+    print(f"{'net':<22} {'implementation':<24} {'us/pred':>9} {'vs textbook':>12} {'heap B':>8}")
+    nets = [] if args.only_activations else [([2, 2, 1], None), ([8, 16, 1], None), ([30, 16, 8, 3], None)]
+    nets += [([8, 16, 3], ["tanh", "softmax"]), ([8, 16, 3], ["relu", "softmax"])]
+    for sizes, acts in nets:
         n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
-        for row in bench_model(sizes, max(50, budget // n_params), repeats):
+        for row in bench_model(sizes, max(50, budget // n_params), repeats, acts):
             speedup = row["textbook"] / row["us"]
-            print(f"{row['net']:<12} {row['impl']:<24} {row['us']:>9.2f} {speedup:>11.2f}x "
+            print(f"{row['net']:<22} {row['impl']:<24} {row['us']:>9.2f} {speedup:>11.2f}x "
                   f"{row['heap']:>8.0f}")
-    if args.no_import_heap:
+    if args.no_import_heap or args.only_activations:
         return
     print()
     print("KiB of heap the imported module keeps (auto picks straight-line up to "
