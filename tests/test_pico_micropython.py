@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import BOARDNET, NETS, need_pico, run_json
+from conftest import BOARDNET, NETS, need_pico, run_json, sabotaged
 
 from boardnet import codegen, forms, virtual
 from boardnet.commands.deploy import deploy_micropython
@@ -90,28 +90,13 @@ def test_killing_the_emulator_mid_check_is_board_trouble(people, pico_state, tmp
     assert len(err.strip().splitlines()) == 1
 
 
-SABOTAGE = """
-
-_predict = predict
-_calls = [0]
-
-
-def predict(x, out=None):
-    _calls[0] += 1
-    if _calls[0] == 300:
-        import machine
-        machine.reset()
-    return _predict(x, out)
-"""
-
-
 @pytest.mark.slow
 def test_machine_reset_mid_check_is_board_trouble(people, pico_state, tmp_path):
     need_pico()
     path = str(people.save(tmp_path / "people.json"))
     form = forms.make(people)
     with rp2040.PicoBoard() as board:
-        deploy_micropython(form, board.url, module_text=codegen.render_micropython(form) + SABOTAGE)
+        deploy_micropython(form, board.url, module_text=sabotaged(codegen.render_micropython(form), 'import machine; machine.reset()'))
         r = subprocess.run([*BOARDNET, "check", path, "--port", board.url, "--n", "1000", "--timeout", "5",
                             "--json"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 3 and r.stdout == "", r.stderr
