@@ -23,7 +23,7 @@ demo: setup
 	$(BIN)/boardnet demo
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: setup
 	$(BIN)/pip install -q -e '.[bench]'

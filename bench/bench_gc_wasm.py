@@ -28,12 +28,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import mpwasm  # noqa: E402
+from bench_serial import models  # noqa: E402
 
 from boardnet import codegen, forms  # noqa: E402
 from boardnet.link import protocol as P  # noqa: E402
-from boardnet.model import Model  # noqa: E402
 from boardnet.resources import micropython_dir  # noqa: E402
 
 RUNNER = """\
@@ -89,15 +90,6 @@ def info():
     return '%%d %%d' %% (gc.mem_alloc(), gc.mem_alloc() + gc.mem_free() - (128 << 20))
 refill()
 """
-
-
-def models() -> list[Model]:
-    r = np.random.default_rng(1)
-    return [
-        Model.from_arrays([[[1.5, -2.0], [0.5, 0.25]], [[1.0, -1.0]]], [[0.1, -0.2], [0.3]], name="seed"),
-        Model.from_arrays([r.normal(size=(16, 8)), r.normal(size=(1, 16))],
-                          [r.normal(size=16), r.normal(size=1)], name="wide"),
-    ]
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_export_c import emlearn_header, random_model  # noqa: E402
+from bench_micropython import TEXTBOOK  # noqa: E402
 
 from boardnet import forms  # noqa: E402
 from boardnet.codegen import render_micropython  # noqa: E402
@@ -58,25 +59,13 @@ static inline void emlnet_predict(const float *x, float *y)
 """
 
 TIMING = """
-import time, math, mf, mq
+import time, mf, mq
 x = {x!r}
 xq = {xq!r}
 Ws = {Ws!r}
 bs = {bs!r}
 out, outq = [0.0] * mf.N_OUT, [0] * mq.N_OUT
-
-def textbook(x, Ws, bs):
-    a = x
-    for W, b in zip(Ws, bs):
-        z = []
-        for i in range(len(W)):
-            s = b[i]
-            row = W[i]
-            for j in range(len(a)):
-                s += row[j] * a[j]
-            z.append(1 / (1 + math.exp(-s)))
-        a = z
-    return a
+{textbook}
 
 def per(f, args, n):
     f(*args)
@@ -85,7 +74,7 @@ def per(f, args, n):
         f(*args)
     return time.ticks_diff(time.ticks_us(), t0) / n
 
-print(per(textbook, (x, Ws, bs), {n}), per(mf.predict, (x, out), {n}), per(mq.predict, (xq, outq), {n}))
+print(per(textbook_predict, (x, Ws, bs), {n}), per(mf.predict, (x, out), {n}), per(mq.predict, (xq, outq), {n}))
 """
 
 
@@ -135,7 +124,7 @@ def micropython_us(model: Model) -> tuple[float, float, float]:
         copy_files(board.url, files)
         script = TIMING.format(x=[float(v) for v in x[0]], xq=[int(v) for v in q15.inputs(x)[0]],
                                Ws=[layer.W.tolist() for layer in layers],
-                               bs=[layer.b.tolist() for layer in layers], n=n)
+                               bs=[layer.b.tolist() for layer in layers], n=n, textbook=TEXTBOOK)
         out = mpremote(board.url, ["exec", script], timeout=600)
     return tuple(float(v) for v in out.split()[-3:])
 

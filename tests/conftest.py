@@ -60,6 +60,23 @@ def need_node() -> None:
 
 
 # ---- models the tests share ---------------------------------------------------------------
+def sabotaged(module_text: str, fault: str, after: int = 300) -> str:
+    """A generated MicroPython module whose predict() runs `fault` (a line of MicroPython) on
+    its `after`-th call: a board that resets, stalls or raises in the middle of a check."""
+    return module_text + f"""
+
+_predict = predict
+_calls = [0]
+
+
+def predict(x, out=None):
+    _calls[0] += 1
+    if _calls[0] == {after}:
+        {fault}
+    return _predict(x, out)
+"""
+
+
 def seed_model(name: str = "seed", w: float = 1.5) -> Model:
     """A hand-set 2-2-1 network: the board tests' model (w moves one weight, for a changed copy)."""
     return Model.from_arrays([[[w, -2.0], [0.5, 0.25]], [[1.0, -1.0]]], [[0.1, -0.2], [0.3]], name=name)

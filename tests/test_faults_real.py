@@ -6,25 +6,12 @@ after the fault as a match."""
 from __future__ import annotations
 
 import pytest
-from conftest import need_node, seed_model
+from conftest import need_node, sabotaged, seed_model
 
 from boardnet import codegen, forms
 from boardnet.cli import main
 from boardnet.commands.deploy import deploy_micropython
 from boardnet.virtual.wasm import MicroPythonSim
-
-SABOTAGE = """
-
-_predict = predict
-_calls = [0]
-
-
-def predict(x, out=None):
-    _calls[0] += 1
-    if _calls[0] == 300:
-        {fault}
-    return _predict(x, out)
-"""
 
 
 @pytest.fixture
@@ -48,7 +35,7 @@ def test_a_fault_mid_check_is_board_trouble_not_a_match(board, tmp_path, capsys,
     model = seed_model()
     path = model.save(tmp_path / "seed.json")
     form = forms.make(model)
-    deploy_micropython(form, board.port, module_text=codegen.render_micropython(form) + SABOTAGE.format(fault=fault))
+    deploy_micropython(form, board.port, module_text=sabotaged(codegen.render_micropython(form), fault))
     status = main(["check", str(path), "--port", board.port, "--n", "1000", "--timeout", "3", "--json"])
     captured = capsys.readouterr()
     assert status == 3, captured

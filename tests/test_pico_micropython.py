@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import BOARDNET, NETS, need_pico, run_json
+from conftest import BOARDNET, NETS, need_pico, run_json, sabotaged
 
 from boardnet import codegen, forms, virtual
 from boardnet.commands.deploy import deploy_micropython
@@ -90,29 +90,37 @@ def test_killing_the_emulator_mid_check_is_board_trouble(people, pico_state, tmp
     assert len(err.strip().splitlines()) == 1
 
 
-SABOTAGE = """
-
-_predict = predict
-_calls = [0]
-
-
-def predict(x, out=None):
-    _calls[0] += 1
-    if _calls[0] == 300:
-        import machine
-        machine.reset()
-    return _predict(x, out)
-"""
-
-
 @pytest.mark.slow
 def test_machine_reset_mid_check_is_board_trouble(people, pico_state, tmp_path):
     need_pico()
     path = str(people.save(tmp_path / "people.json"))
     form = forms.make(people)
     with rp2040.PicoBoard() as board:
-        deploy_micropython(form, board.url, module_text=codegen.render_micropython(form) + SABOTAGE)
+        deploy_micropython(form, board.url, module_text=sabotaged(codegen.render_micropython(form), 'import machine; machine.reset()'))
         r = subprocess.run([*BOARDNET, "check", path, "--port", board.url, "--n", "1000", "--timeout", "5",
                             "--json"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 3 and r.stdout == "", r.stderr
     assert re.search(r"restarted|no reply", r.stderr) and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_flash_lasts_the_boards_life_and_across_stop_start_when_asked(pico_state):
+    need_pico()
+    virtual.stop_persistent("pico")
+
+    def mp(port: str, *args: str) -> str:
+        r = subprocess.run([sys.executable, "-m", "mpremote", "connect", port, *args],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    port = virtual.start_persistent("pico")["port"]
+    mp(port, "exec", "open('kept.txt', 'w').write('littlefs')")
+    mp(port, "reset")  # a watchdog reset: a fresh chip on the same flash
+    time.sleep(1)
+    assert "littlefs" in mp(port, "exec", "print(open('kept.txt').read())")
+    virtual.stop_persistent("pico")
+    port = virtual.start_persistent("pico", keep_flash=True)["port"]
+    assert "littlefs" in mp(port, "exec", "print(open('kept.txt').read())")
+    virtual.stop_persistent("pico")
+    port = virtual.start_persistent("pico")["port"]  # a blank flash
+    assert "kept.txt" not in mp(port, "exec", "import os; print(os.listdir())")

@@ -63,25 +63,22 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _count(text: str) -> int:
-    """A positive integer (--n, --baud)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
+def _whole(minimum: int, rule: str) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `minimum`; `rule` says so in the error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text}: {rule}")
+        return value
+
+    return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text}: a seed is 0 or more")
-    return value
+_count = _whole(1, "must be at least 1")  # --n, --baud
+_seed = _whole(0, "a seed is 0 or more")
 
 
 def _seconds(text: str) -> float:

@@ -28,7 +28,7 @@ from ..link.protocol import BoardInfo
 from ..link.session import Link
 from ..plot import pyplot, save_png
 from .deploy import deploy_hint
-from .target import attach, connect
+from .target import Board, attach, connect
 
 
 @dataclass
@@ -152,6 +152,15 @@ def run(form: Form, port: str, data: str | None = None, n: int = 1000, seed: int
     """`check`, keeping the inputs and both outputs (raises BoardError for board or link
     trouble, so nothing is counted after a reset). `progress(k)` is told of each answer;
     `start` starts the loop a board at its REPL holds (commands.target.connect)."""
+    with attach(resolve(port), form) as board:
+        return run_on(board, form, port, data, n, seed, baud, progress=progress, timeout=timeout,
+                      timing=timing, start=start, model_file=model_file)
+
+
+def run_on(board_at: Board, form: Form, port: str, data: str | None = None, n: int = 1000,
+           seed: int = 0, baud: int = 115200, *, progress=None, timeout: float = 5.0,
+           timing: bool = True, start: bool = False, model_file: str = "MODEL.json") -> Run:
+    """`run` on a board the caller holds (commands.target.attach); `port` names it in the report."""
     model = form.model
     if data is not None:
         X = read_inputs(data, model.features).astype(np.float32)
@@ -164,9 +173,7 @@ def run(form: Form, port: str, data: str | None = None, n: int = 1000, seed: int
     if not np.all(np.isfinite(X)):
         raise UsageError("inputs must be finite float32 numbers")
     Xb = form.inputs(X)  # (n, n_in): what travels to the board
-    target = resolve(port)
-    with attach(target, form) as board_at, \
-            connect(board_at, form, baud=baud, timeout=timeout, start=start, model_file=model_file) as link:
+    with connect(board_at, form, baud=baud, timeout=timeout, start=start, model_file=model_file) as link:
         info = link.info
         assert info is not None
         verify_board(form, info, board_at.url, model_file)

@@ -96,7 +96,7 @@ def _on_board(form, port: str, out: Path, X: np.ndarray, host: np.ndarray, say) 
         if target.virtual is None:
             deploy_micropython(form, board_at.url)
         say(f"3. deployed to {board_at.description} ({board_at.url}) with mpremote")
-        report = check.run(form, board_at.url, n=1000, seed=0).report
+        report = check.run_on(board_at, form, board_at.url, n=1000, seed=0).report
         say("4. " + report.text().replace("\n", "\n   "))
         with open_link(board_at.url) as link:
             assert link.info is not None

@@ -13,8 +13,10 @@ import os
 import select
 import shutil
 import subprocess
+import tempfile
 import time
 import tty
+import weakref
 from pathlib import Path
 
 from ..errors import BoardError
@@ -181,3 +183,77 @@ class NodeBridge:
             terminate(self.pid, self.proc_start)
         if self.link.is_symlink():
             self.link.unlink()
+
+
+def _cleanup(bridge: NodeBridge | None, tmp: Path | None) -> None:
+    if bridge is not None:
+        bridge.kill()
+    if tmp is not None:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class BridgedBoard:
+    """A virtual board for one command, served by a Node bridge on a pty: alive from
+    `start()` (which returns its port) until `stop()` or the end of this process, with a
+    temporary state folder that goes with it. Subclasses say how to launch the bridge."""
+
+    prefix = "boardnet-board-"
+
+    def __init__(self, *, timeout: float) -> None:
+        self.timeout = timeout
+        self._bridge: NodeBridge | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    def _launch(self, tmp: Path) -> NodeBridge:
+        raise NotImplementedError
+
+    def start(self) -> str:
+        if self._bridge is not None:
+            raise BoardError(f"the virtual board is already running on {self.port}")
+        tmp = Path(tempfile.mkdtemp(prefix=self.prefix))
+        try:
+            self._bridge = self._launch(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self._finalizer = weakref.finalize(self, _cleanup, self._bridge, tmp)
+        return self._bridge.port
+
+    def stop(self) -> None:
+        """Stop the bridge; the temporary folder goes with it."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._finalizer = None
+        self._bridge = None
+
+    @property
+    def running(self) -> bool:
+        return self._bridge is not None and self._bridge.running
+
+    @property
+    def port(self) -> str | None:
+        """The pty slave (``/dev/pts/N``): a device name for pyserial and mpremote."""
+        return self._bridge.port if self._bridge else None
+
+    url = port
+
+    @property
+    def link(self) -> Path | None:
+        """A symlink to the port in the board's state folder."""
+        return self._bridge.link if self._bridge else None
+
+    @property
+    def log_path(self) -> Path | None:
+        return self._bridge.log if self._bridge else None
+
+    @property
+    def pid(self) -> int | None:
+        return self._bridge.pid if self._bridge else None
+
+    def __enter__(self):
+        if self._bridge is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import shutil
-import tempfile
-import weakref
 from pathlib import Path
 
 from ..errors import UsageError
@@ -26,7 +23,7 @@ from ..firmware.sdk import build_pico
 from ..forms import Form
 from . import records
 from .clock import Clock
-from .node import NodeBridge, ensure_node_modules
+from .node import BridgedBoard, NodeBridge, ensure_node_modules
 
 KIND = "pico"
 DESCRIPTION = "emulated Raspberry Pi Pico (RP2040 on rp2040js)"
@@ -87,61 +84,23 @@ def _bridge(uf2: Path, flash_image: Path, state_dir: Path, *, detached: bool, ti
                       timeout=timeout)
 
 
-def _cleanup(bridge: NodeBridge | None, tmp: Path | None) -> None:
-    if bridge is not None:
-        bridge.kill()
-    if tmp is not None:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-class PicoBoard:
+class PicoBoard(BridgedBoard):
     """A fresh emulated Pico for one command (its flash lives as long as the board: resets
     keep the files), running MicroPython or, with runtime "c", the C firmware built with
     `form`. `start()` returns its port; `stop()` ends it."""
 
     kind = KIND
     description = DESCRIPTION
+    prefix = "boardnet-pico-"
 
     def __init__(self, form: Form | None = None, runtime: str = "micropython", *,
                  firmware: str | Path | None = None, timeout: float = READY_TIMEOUT) -> None:
-        self.form, self.runtime, self.firmware, self.timeout = form, runtime, firmware, timeout
-        self._bridge: NodeBridge | None = None
-        self._finalizer: weakref.finalize | None = None
+        super().__init__(timeout=timeout)
+        self.form, self.runtime, self.firmware = form, runtime, firmware
 
-    def start(self) -> str:
+    def _launch(self, tmp: Path) -> NodeBridge:
         uf2 = firmware_for(self.runtime, self.form, self.firmware)
-        tmp = Path(tempfile.mkdtemp(prefix="boardnet-pico-"))
-        try:
-            self._bridge = _bridge(uf2, tmp / "flash.bin", tmp, detached=False, timeout=self.timeout)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        self._finalizer = weakref.finalize(self, _cleanup, self._bridge, tmp)
-        return self._bridge.port
-
-    def stop(self) -> None:
-        if self._finalizer is not None:
-            self._finalizer()
-        self._finalizer = None
-        self._bridge = None
-
-    @property
-    def url(self) -> str | None:
-        return self._bridge.port if self._bridge else None
-
-    port = url
-
-    @property
-    def pid(self) -> int | None:
-        return self._bridge.pid if self._bridge else None
-
-    def __enter__(self) -> PicoBoard:
-        if self._bridge is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return _bridge(uf2, tmp / "flash.bin", tmp, detached=False, timeout=self.timeout)
 
 
 def start_persistent(form: Form | None = None, runtime: str = "micropython", *,

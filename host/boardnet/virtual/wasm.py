@@ -9,14 +9,10 @@ computes in float64, for one).
 from __future__ import annotations
 
 import datetime
-import shutil
-import tempfile
-import weakref
 from pathlib import Path
 
-from ..errors import BoardError
 from . import records
-from .node import NodeBridge, ensure_node_modules
+from .node import BridgedBoard, NodeBridge, ensure_node_modules
 
 KIND = "mp"
 DESCRIPTION = "virtual MicroPython board (WebAssembly)"
@@ -33,14 +29,7 @@ def _bridge(fs_dir: Path, state_dir: Path, *, detached: bool, timeout: float) ->
                       detached=detached, timeout=timeout)
 
 
-def _cleanup(bridge: NodeBridge | None, tmp: Path | None) -> None:
-    if bridge is not None:
-        bridge.kill()
-    if tmp is not None:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-class MicroPythonSim:
+class MicroPythonSim(BridgedBoard):
     """A virtual MicroPython board on a pty, alive until ``stop()`` (or process exit).
 
     >>> with MicroPythonSim() as sim:           # doctest: +SKIP
@@ -53,78 +42,27 @@ class MicroPythonSim:
     kind = KIND
     description = DESCRIPTION
     runtime = "micropython"
+    prefix = "boardnet-sim-"
 
     def __init__(self, fs_dir: Path | str | None = None, *, timeout: float = READY_TIMEOUT):
+        super().__init__(timeout=timeout)
         self._fs_dir = Path(fs_dir) if fs_dir is not None else None
-        self.timeout = timeout
-        self._bridge: NodeBridge | None = None
-        self._tmp: Path | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._active_fs: Path | None = None
+
+    def _launch(self, tmp: Path) -> NodeBridge:
+        self._active_fs = self._fs_dir if self._fs_dir is not None else tmp / "fs"
+        return _bridge(self._active_fs, tmp, detached=False, timeout=self.timeout)
 
     def start(self, fs_dir: Path | str | None = None) -> str:
         """Boot the board (``boot.py``, then ``main.py`` if present); return its port."""
-        if self._bridge is not None:
-            raise BoardError(f"the virtual board is already running on {self.port}")
         if fs_dir is not None:
             self._fs_dir = Path(fs_dir)
-        self._tmp = Path(tempfile.mkdtemp(prefix="boardnet-sim-"))
-        fs = self._fs_dir if self._fs_dir is not None else self._tmp / "fs"
-        try:
-            self._bridge = _bridge(fs, self._tmp, detached=False, timeout=self.timeout)
-        except BaseException:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
-            raise
-        self._active_fs = fs
-        self._finalizer = weakref.finalize(self, _cleanup, self._bridge, self._tmp)
-        return self._bridge.port
-
-    def stop(self) -> None:
-        """Stop the bridge; a temporary filesystem folder goes with it."""
-        if self._finalizer is not None:
-            self._finalizer()
-        self._finalizer = None
-        self._bridge = None
-        self._tmp = None
-
-    @property
-    def running(self) -> bool:
-        return self._bridge is not None and self._bridge.running
-
-    @property
-    def port(self) -> str | None:
-        """The pty slave (``/dev/pts/N``): a device name for pyserial and mpremote."""
-        return self._bridge.port if self._bridge else None
-
-    url = port
-
-    @property
-    def link(self) -> Path | None:
-        """A symlink to the port in the board's state folder."""
-        return self._bridge.link if self._bridge else None
-
-    @property
-    def log_path(self) -> Path | None:
-        return self._bridge.log if self._bridge else None
-
-    @property
-    def pid(self) -> int | None:
-        return self._bridge.pid if self._bridge else None
+        return super().start()
 
     @property
     def fs_dir(self) -> Path | None:
         """The host folder that is the board's filesystem."""
-        if self._bridge is not None:
-            return self._active_fs
-        return self._fs_dir
-
-    def __enter__(self) -> MicroPythonSim:
-        if self._bridge is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self._active_fs if self._bridge is not None else self._fs_dir
 
     def __repr__(self) -> str:
         state = f"on {self.port}" if self._bridge else "stopped"
