@@ -230,9 +230,9 @@ def _build_into(cached: Path, sources: dict[str, str], module: str, a: NativeArc
 
 def _first_error(output: str) -> str:
     """The line of a failed build that says what went wrong: a compiler error, mpy_ld's
-    LinkError, else the last line."""
-    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
-    for pattern in (r"\berror:", r"LinkError", r"Error"):
+    LinkError, make's own complaint, else the last line."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip() and not ln.startswith("make: Leaving")]
+    for pattern in (r"\berror:", r"LinkError", r"No such file|No rule", r"Error|\*\*\*"):
         for ln in lines:
             if re.search(pattern, ln):
                 return ln

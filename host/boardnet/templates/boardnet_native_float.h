@@ -45,30 +45,32 @@ float __aeabi_frsub(float a, float b);
 float __aeabi_fmul(float a, float b);
 float __aeabi_fdiv(float a, float b);
 
-float __aeabi_fadd(float a, float b)
-{
-    return boardnet_float_ops_v1[0](a, b);
-}
+/* Each a tail jump through boardnet_float_ops_v1[index], in assembly because gcc would wrap
+ * an indirect call in a push and a pop (11 cycles more for each of the ~500 float operations
+ * of an 8-16-1 network). The table is reached the way gcc reaches a global from
+ * position-independent code (mpy_ld fills in both words); r2 and r3 are free in an __aeabi
+ * call, r0 and r1 pass through. */
+#define BOARDNET_FLOAT_JUMP_V1(name, index, prologue)                                   \
+    __attribute__((naked)) float name(__attribute__((unused)) float a,                    \
+                                      __attribute__((unused)) float b)                    \
+    {                                                                                    \
+        __asm__ volatile(prologue                                                        \
+                         "ldr r3, 2f\n"                                                  \
+                         "ldr r2, 2f+4\n"                                                \
+                         "1: add r3, pc\n"                                               \
+                         "ldr r3, [r3, r2]\n"                                            \
+                         "ldr r3, [r3, #" #index "]\n"                                   \
+                         "bx r3\n"                                                       \
+                         ".align 2\n"                                                    \
+                         "2: .word _GLOBAL_OFFSET_TABLE_-(1b+4)\n"                       \
+                         ".word boardnet_float_ops_v1(GOT)\n");                          \
+    }
 
-float __aeabi_fsub(float a, float b)
-{
-    return boardnet_float_ops_v1[1](a, b);
-}
-
-float __aeabi_frsub(float a, float b)
-{
-    return boardnet_float_ops_v1[1](b, a);
-}
-
-float __aeabi_fmul(float a, float b)
-{
-    return boardnet_float_ops_v1[2](a, b);
-}
-
-float __aeabi_fdiv(float a, float b)
-{
-    return boardnet_float_ops_v1[3](a, b);
-}
+BOARDNET_FLOAT_JUMP_V1(__aeabi_fadd, 0, "")
+BOARDNET_FLOAT_JUMP_V1(__aeabi_fsub, 4, "")
+BOARDNET_FLOAT_JUMP_V1(__aeabi_frsub, 4, "mov r2, r0\nmov r0, r1\nmov r1, r2\n") /* b - a */
+BOARDNET_FLOAT_JUMP_V1(__aeabi_fmul, 8, "")
+BOARDNET_FLOAT_JUMP_V1(__aeabi_fdiv, 12, "")
 
 #if !defined(BOARDNET_FLOAT_NO_ROM) /* defined: libgcc's even on an RP2040 (tests compare them) */
 /* The RP2040 boot ROM starts with 'M', 'u', 1 and its version at 0x10; 16-bit pointers at

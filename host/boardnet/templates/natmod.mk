@@ -3,9 +3,12 @@
 # MPY_DIR, MOD, SRC, ARCH, PYTHON (with pyelftools and ar), for Python sources MPY_CROSS,
 # SOFT_FLOAT=1 when the module includes boardnet_native_float.h, and BOARDNET_CFLAGS.
 LINK_RUNTIME = 1
-# -fno-tree-loop-distribute-patterns: gcc would turn copy loops into memcpy and strlen
-# calls, and a native module links no C library.
-CFLAGS_EXTRA += -ffp-contract=off -fno-tree-loop-distribute-patterns $(BOARDNET_CFLAGS)
+# -O3 after dynruntime.mk's -Os: the optimisation the pico-sdk's default (Release) build
+# gives the same header in boardnet's C firmware; on the RP2040 it makes an 8-16-1 q15
+# inference 14% faster (3,028 cycles against 3,512) for 1.7 KB more code, f32 3% faster. -ffp-contract=off: no
+# fused multiply-add, as the header asks. -fno-tree-loop-distribute-patterns: gcc would turn
+# copy loops into memcpy and strlen calls, and a native module links no C library.
+CFLAGS_EXTRA += -O3 -ffp-contract=off -fno-tree-loop-distribute-patterns $(BOARDNET_CFLAGS)
 
 include $(MPY_DIR)/py/dynruntime.mk
 
