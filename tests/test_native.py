@@ -1,4 +1,4 @@
-"""The native module (docs/native.md) without a board: its C wraps the exported header and
+"""The native module (docs/export-micropython.md) without a board: its C wraps the exported header and
 offers the generated module's API; it builds with MicroPython's dynruntime.mk for armv6m,
 armv7emsp and rv32imc into .mpy files of the tree's version and that architecture,
 reproducibly; a missing tool is named with what to install; export writes it; deploy refuses

@@ -303,7 +303,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--native", metavar="ARCH",
                    help="also build the native module <module>.mpy, machine code for ARCH: "
                    f"{', '.join(deploy_cmd.NATIVE_CHOICES[:-1])} (needs MPY_DIR, the cross compiler, "
-                   "pyelftools and ar: docs/native.md)")
+                   "pyelftools and ar: docs/export-micropython.md)")
     p.add_argument("--data", metavar="TEST.csv",
                    help="a labelled test file: accuracy of the float32 model and of this form on it")
     p.add_argument("--json", action="store_true")
@@ -545,7 +545,7 @@ def _deploy_args(p: argparse.ArgumentParser) -> None:
                    help="copy the model as a native module: machine code for the board's architecture "
                    f"(or ARCH: {', '.join(deploy_cmd.NATIVE_CHOICES[:-1])}), checked against its .mpy "
                    "version; `--native auto` deploys the generated module when the native one cannot "
-                   "be built (docs/native.md)")
+                   "be built (docs/export-micropython.md)")
     p.add_argument("--autostart", action="store_true", help="install main.py: the loop starts at boot")
     p.add_argument("--force", action="store_true", help="with --autostart: replace a main.py of "
                    "your own (kept as main.py.bak)")

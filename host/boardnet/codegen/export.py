@@ -27,7 +27,7 @@ def render_micropython(form: Form, shape: str = "auto") -> str:
 
 
 def render_native(form: Form) -> str:
-    """The C source of the MicroPython native module (docs/native.md): it includes the C
+    """The C source of the MicroPython native module (docs/export-micropython.md): it includes the C
     header of `render_c(form)` as `<prefix>.h` and wraps its entry points with
     py/dynruntime.h; firmware.natmod builds it."""
     return environment().get_template(form.native_template).render(**form.native_context())

@@ -7,7 +7,7 @@
 On a MicroPython board the generated module goes to the board as `boardnet_model.py` (the
 name the serve loop imports, or `.mpy` from mpy-cross), the loop as `boardnet_serve.py`.
 With `native`, the model goes as a native module instead: `boardnet_model.mpy` holding
-machine code for the board's architecture (firmware.natmod, docs/native.md).
+machine code for the board's architecture (firmware.natmod, docs/export-micropython.md).
 Before anything is written, the board is asked who it is and what it has, and the copy is
 refused when it cannot work: no MicroPython on the port, an .mpy the board cannot import, a
 model too big for its filesystem or heap, a user's main.py in the way. Files are written

@@ -1,4 +1,4 @@
-"""MicroPython native modules: the model as machine code in a .mpy file (docs/native.md).
+"""MicroPython native modules: the model as machine code in a .mpy file (docs/export-micropython.md).
 
     build_native(form, "armv6m")        # -> <module>.mpy, cached by everything that goes in
     native_missing("armv6m")            # None, or what to install first
