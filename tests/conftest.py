@@ -43,6 +43,14 @@ def need(ok: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def run_forked(argv: list, **options) -> subprocess.CompletedProcess:
+    """subprocess.run in a forked child rather than a vforked one (a preexec_fn rules vfork
+    out). At exec, Linux hands a vforked child its parent's peak RSS as its own ru_maxrss, and
+    libFuzzer counts that against -rss_limit_mb: a pytest worker that had run
+    test_numerics' band test (about 8 GB) made every later fuzzer stop with "out-of-memory"."""
+    return subprocess.run(argv, preexec_fn=lambda: None, **options)
+
+
 def need_exe(*names: str) -> None:
     missing = [n for n in names if shutil.which(n) is None]
     need(not missing, "not on PATH: " + ", ".join(missing))

@@ -14,7 +14,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import need, need_exe
+from conftest import need, need_exe, run_forked
 
 from boardnet.resources import firmware_dir
 
@@ -53,7 +53,7 @@ def test_fuzzing_the_protocol_core_finds_nothing(tmp_path):
     work = tmp_path / "corpus"  # new inputs go here; the committed corpus stays as it is
     work.mkdir()
     seconds = fuzz_seconds()
-    run = subprocess.run(
+    run = run_forked(
         [exe, f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=1024",
          f"-artifact_prefix={tmp_path}/", str(work), str(FUZZ / "corpus")],
         capture_output=True, text=True, timeout=seconds + 120,

@@ -10,7 +10,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import need, need_exe
+from conftest import need, need_exe, run_forked
 from test_fuzz import fuzz_seconds
 
 from boardnet import numerics, quantize
@@ -86,7 +86,7 @@ def test_fuzzing_the_q15_parser_against_an_exact_reference(tmp_path):
     work = tmp_path / "corpus"
     work.mkdir()
     seconds = max(5, fuzz_seconds() // 4)
-    run = subprocess.run([str(exe), f"-max_total_time={seconds}", "-timeout=10", f"-artifact_prefix={tmp_path}/",
+    run = run_forked([str(exe), f"-max_total_time={seconds}", "-timeout=10", f"-artifact_prefix={tmp_path}/",
                           str(work), str(fuzz / "corpus_q15")],
                          capture_output=True, text=True, timeout=seconds + 120)
     assert run.returncode == 0, run.stderr[-3000:]
