@@ -134,7 +134,8 @@ def test_export_native_usage_errors_write_nothing(tmp_path, args, says):
 
 
 def test_export_native_for_an_architecture_without_its_compiler_says_what_to_install(tmp_path):
-    need(shutil.which("xtensa-esp32-elf-gcc") is None, "an Xtensa compiler is installed")
+    if shutil.which("xtensa-esp32-elf-gcc"):
+        pytest.skip("an Xtensa compiler is installed here: nothing missing to name")
     model = str(seed_model().save(tmp_path / "seed.json"))
     r = subprocess.run([*BOARDNET, "export", model, "--micropython", str(tmp_path), "--native", "xtensawin"],
                        capture_output=True, text=True, timeout=60)
