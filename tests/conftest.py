@@ -26,6 +26,7 @@ import serial.rfc2217
 from boardnet import virtual
 from boardnet.commands.demo import train_people
 from boardnet.firmware.emulated import toolchain_missing
+from boardnet.firmware.natmod import native_missing
 from boardnet.model import Model, Normalization
 from boardnet.virtual import rp2040
 from boardnet.virtual.node import installed
@@ -50,6 +51,13 @@ def need_exe(*names: str) -> None:
 def need_emulated(target: str) -> None:
     """The cross compiler and QEMU for an emulated board ("m0", "rv32")."""
     missing = toolchain_missing(target)
+    need(missing is None, missing or "")
+
+
+def need_native(arch: str) -> None:
+    """MPY_DIR (a MicroPython source tree), the cross compiler for `arch`, pyelftools and ar:
+    what building a native module takes (firmware/natmod.py)."""
+    missing = native_missing(arch)
     need(missing is None, missing or "")
 
 

@@ -359,6 +359,10 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="f32",
                    help="f32 (default) or q15 (integer-only: docs/integer-models.md)")
     p.add_argument("--mpy", action="store_true", help="also compile the module to .mpy (mpy-cross)")
+    p.add_argument("--native", metavar="ARCH",
+                   help="also build the native module <module>.mpy, machine code for ARCH: "
+                   f"{', '.join(deploy_cmd.NATIVE_CHOICES[:-1])} (needs MPY_DIR, the cross compiler, "
+                   "pyelftools and ar: docs/export-micropython.md)")
     p.add_argument("--data", metavar="TEST.csv",
                    help="a labelled test file: accuracy of the float32 model and of this form on it")
     p.add_argument("--json", action="store_true")
@@ -369,7 +373,7 @@ def _export(args: argparse.Namespace) -> int:
     if not (args.c or args.micropython):
         raise UsageError("say where: --c DIR and/or --micropython DIR")
     result = export_cmd.export(model, args.precision, c_dir=args.c, mp_dir=args.micropython, mpy=args.mpy,
-                               data=args.data)
+                               data=args.data, native=args.native)
     fit = result["fit"]
     for w in fit.get("warnings", []):
         warnings.warn(w, stacklevel=1)
@@ -596,6 +600,11 @@ def _deploy_args(p: argparse.ArgumentParser) -> None:
                    help="f32 (default) or q15 (integer-only)")
     p.add_argument("--mpy", action="store_true",
                    help="copy .mpy files from mpy-cross (checked against the board's .mpy version)")
+    p.add_argument("--native", nargs="?", const=deploy_cmd.NATIVE_BOARD, metavar="ARCH",
+                   help="copy the model as a native module: machine code for the board's architecture "
+                   f"(or ARCH: {', '.join(deploy_cmd.NATIVE_CHOICES[:-1])}), checked against its .mpy "
+                   "version; `--native auto` deploys the generated module when the native one cannot "
+                   "be built (docs/export-micropython.md)")
     p.add_argument("--autostart", action="store_true", help="install main.py: the loop starts at boot")
     p.add_argument("--force", action="store_true", help="with --autostart: replace a main.py of "
                    "your own (kept as main.py.bak)")
@@ -612,10 +621,13 @@ def _deploy(args: argparse.Namespace) -> int:
     form = make_form(model, args.precision)
     target = resolve(args.port)
     c_runtime = args.runtime == "c" or target.runtime == "c"
+    if c_runtime and args.native:
+        raise UsageError("--native puts a native module on a MicroPython board; the C firmware "
+                         "(--runtime c) is machine code already")
     report = deploy_cmd.deploy(
         form, target, args.runtime, board=args.board, drive=args.drive, baud=args.baud,
         **({} if c_runtime else {"autostart": args.autostart, "mpy": args.mpy, "force": args.force,
-                                 "timeout": args.timeout}),
+                                 "timeout": args.timeout, "native": args.native}),
     )
     info = report.info
     assert info is not None
@@ -632,6 +644,9 @@ def _deploy(args: argparse.Namespace) -> int:
         f"heap free {facts.mem_free} B (model needs ~{report.heap_needed} B)",
         "  copied     " + (", ".join(report.copied) or "nothing (the board had these files)"),
     ]
+    if report.native:
+        lines.append(f"  native     {report.native} machine code ({deploy_cmd.MODEL_MODULE}.mpy)")
+    lines += [f"  note       {note}" for note in report.notes]
     if report.unchanged:
         lines.append("  unchanged  " + ", ".join(report.unchanged))
     if report.removed:

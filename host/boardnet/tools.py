@@ -26,16 +26,20 @@ def run(
     env: dict[str, str] | None = None,
     error: type[BoardnetError] = BoardError,
     detail: Callable[[str], str] | None = None,
+    merge_output: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run `argv` to completion and return it; an `error` (one line: `what` failed, and the
     tool's own words) when it cannot start, runs past `timeout` or exits non-zero.
 
     `detail` picks the telling line from the tool's stderr (default: the last line) and may
-    add what it means for the user.
+    add what it means for the user. `merge_output` reads stderr and stdout as one stream (for
+    make, whose tools say what went wrong on either).
     """
     try:
         proc = subprocess.run(
-            [str(a) for a in argv], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env
+            [str(a) for a in argv], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
+            text=True, timeout=timeout, cwd=cwd, env=env,
         )
     except FileNotFoundError:
         raise error(f"{what}: {argv[0]} not found") from None
@@ -44,7 +48,7 @@ def run(
     except subprocess.TimeoutExpired:
         raise error(f"{what} did not finish within {timeout:g} s") from None
     if proc.returncode != 0:
-        said = proc.stderr if proc.stderr.strip() else proc.stdout
+        said = proc.stderr if proc.stderr and proc.stderr.strip() else proc.stdout
         line = detail(said) if detail is not None else last_line(said)
         raise error(f"{what} failed: {line or 'no output'}")
     return proc

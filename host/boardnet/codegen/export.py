@@ -26,6 +26,13 @@ def render_micropython(form: Form, shape: str = "auto") -> str:
         **form.micropython_context(shape))
 
 
+def render_native(form: Form) -> str:
+    """The C source of the MicroPython native module (docs/export-micropython.md): it includes the C
+    header of `render_c(form)` as `<prefix>.h` and wraps its entry points with
+    py/dynruntime.h; firmware.natmod builds it."""
+    return environment().get_template(form.native_template).render(**form.native_context())
+
+
 def export_c(form: Form, out_dir: str | Path) -> Path:
     """Write `<prefix>.h` into `out_dir`."""
     return write_atomic(Path(out_dir) / f"{c_prefix(form.model.name)}.h", render_c(form))

@@ -81,15 +81,19 @@ def mpy_cross_output(args: tuple[str, ...] = ()) -> tuple[int, int, str]:
         return mpy_header(compile_mpy(src, args=args))
 
 
-def mpy_compatible(board_mpy: int | None, produced: tuple[int, int, str]) -> str | None:
-    """Why the board cannot import an .mpy with header `produced` (None: it can)."""
+def mpy_compatible(board_mpy: int | None, produced: tuple[int, int, str],
+                   source: str = "mpy-cross here writes") -> str | None:
+    """Why the board cannot import an .mpy with header `produced` (None: it can). `source`
+    names the file's side in the message ("mpy-cross here writes", "the native module is")."""
     if board_mpy is None:
         return "the board reports no sys.implementation._mpy: its firmware cannot import .mpy files"
     want_v, want_sub, want_arch = board_abi(board_mpy)
     v, sub, arch = produced
     if v != want_v:
-        return f"the board imports .mpy v{want_v}.{want_sub}, mpy-cross here writes v{v}.{sub}"
+        return f"the board imports .mpy v{want_v}.{want_sub}, {source} v{v}.{sub}"
+    if arch != "none" and want_arch == "none":
+        return f"the board runs no native code (.mpy v{want_v}.{want_sub}, bytecode only); {source} {arch}"
     if arch != "none" and (sub != want_sub or arch != want_arch):
         return (f"the board runs native code for {want_arch} (.mpy v{want_v}.{want_sub}); "
-                f"mpy-cross here writes {arch} v{v}.{sub}")
+                f"{source} {arch} v{v}.{sub}")
     return None

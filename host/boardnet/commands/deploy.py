@@ -6,6 +6,8 @@
 
 On a MicroPython board the generated module goes to the board as `boardnet_model.py` (the
 name the serve loop imports, or `.mpy` from mpy-cross), the loop as `boardnet_serve.py`.
+With `native`, the model goes as a native module instead: `boardnet_model.mpy` holding
+machine code for the board's architecture (firmware.natmod, docs/export-micropython.md).
 Before anything is written, the board is asked who it is and what it has, and the copy is
 refused when it cannot work: no MicroPython on the port, an .mpy the board cannot import, a
 model too big for its filesystem or heap, a user's main.py in the way. Files are written
@@ -31,8 +33,9 @@ from typing import Any
 
 from .. import virtual
 from ..codegen import fit_report, render_micropython
-from ..codegen.mpy import compile_mpy, mpy_compatible, mpy_cross_output
+from ..codegen.mpy import compile_mpy, mpy_compatible, mpy_cross_output, mpy_header
 from ..errors import BoardError, UsageError
+from ..firmware import natmod
 from ..firmware.sdk import build_esp32, build_pico, esp_chip
 from ..forms import Form
 from ..link import boards
@@ -51,6 +54,15 @@ PART = ".part"  # files are written as NAME.part, then renamed to NAME on the bo
 # buffer, the line bytearray and a request's split tokens. An allowance, not a measurement:
 # the virtual board's heap grows on demand, so it cannot measure a Pico's.
 SERVE_HEAP = 8192
+# What `--native` takes besides an architecture: the board's own (from its
+# sys.implementation._mpy), and that or the generated module when the native module cannot
+# be built or cannot go on the board.
+NATIVE_BOARD = "board"
+NATIVE_AUTO = "auto"
+NATIVE_CHOICES = (*natmod.ARCHES, NATIVE_AUTO)
+# Heap a native module takes beside its code (loaded into RAM): the module's dict, its name,
+# feature and label strings.
+NATIVE_HEAP = 1024
 
 
 # ---- MicroPython deploy ------------------------------------------------------------------
@@ -69,6 +81,8 @@ class DeployReport:
     fs_needed: int = 0
     runtime: str = "micropython"
     stays_up: str | None = None  # a virtual board left running: its kind
+    native: str | None = None  # the architecture of the native module deployed
+    notes: list[str] = field(default_factory=list)  # what a reader should know (a fallback)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,7 +93,8 @@ class DeployReport:
             "copied": self.copied, "unchanged": self.unchanged, "removed": self.removed,
             "backup": self.backup, "heap_needed": self.heap_needed, "fs_needed": self.fs_needed,
             "fingerprint": None if self.info is None else self.info.fingerprint,
-            "runtime": self.runtime, "stays_up": self.stays_up,
+            "runtime": self.runtime, "stays_up": self.stays_up, "native": self.native,
+            "notes": self.notes,
         }
 
 
@@ -122,6 +137,7 @@ def deploy_micropython(
     start: bool = True,
     module_text: str | None = None,
     mpy: bool = False,
+    native: str | None = None,
     force: bool = False,
     timeout: float = mp.MPREMOTE_TIMEOUT,
     report: DeployReport | None = None,
@@ -132,6 +148,8 @@ def deploy_micropython(
     `autostart` also installs main.py (the loop then starts at every boot); a main.py of the
     user's is kept unless `force` (then it is renamed to main.py.bak, or a timestamped name).
     `mpy` copies .mpy files from mpy-cross, after checking the board can import them.
+    `native` (an architecture, NATIVE_BOARD for the board's own, or NATIVE_AUTO) copies the
+    model as a native module instead (`_native_module`).
     `module_text` replaces the exported module (tests deploy deliberately altered copies this
     way). `report`, when given, is filled in. Returns the board's hello (None with start=False).
     """
@@ -152,6 +170,12 @@ def deploy_micropython(
                 "without --mpy"
             )
 
+    native_module = None
+    if native is not None:
+        if module_text is not None:
+            raise UsageError("a module text replaces the generated module, not a native one")
+        native_module = _native_module(form, native, facts, port, report)
+
     with tempfile.TemporaryDirectory(prefix="boardnet-deploy-") as tmp:
         tmp_dir = Path(tmp)
         module = tmp_dir / f"{MODEL_MODULE}.py"
@@ -161,7 +185,9 @@ def deploy_micropython(
         files: dict[str, Path] = {}
         stale: list[str] = []
         for name, src in {MODEL_MODULE: module, SERVE_MODULE: serve}.items():
-            if mpy:
+            if name == MODEL_MODULE and native_module is not None:
+                files[f"{name}.mpy"], gone = native_module, f"{name}.py"  # a .py would win the import
+            elif mpy:
                 files[f"{name}.mpy"], gone = compile_mpy(src), f"{name}.py"  # a .py would win the import
             else:
                 files[f"{name}.py"], gone = src, f"{name}.mpy"
@@ -191,7 +217,7 @@ def deploy_micropython(
         report.unchanged = sorted(set(files) - set(to_copy))
         report.copied = sorted(to_copy)
         report.removed = stale
-        _preflight(form, facts, files, to_copy, mpy, port, report)
+        _preflight(form, facts, files, to_copy, mpy, port, report, native=native_module is not None)
 
         leftovers = [n for n in facts.files if n.endswith(PART)]
         if to_copy:
@@ -219,9 +245,62 @@ def deploy_micropython(
     return info
 
 
-def _preflight(form: Form, facts, files, to_copy, mpy: bool, port: str, report: DeployReport) -> None:
+def _native_module(form: Form, native: str, facts: mp.MicroPythonFacts, port: str,
+                   report: DeployReport) -> Path | None:
+    """The native module for the board on `port`, built (or found in the cache) and checked
+    against the .mpy version and architecture the board imports, before anything is copied.
+    With NATIVE_AUTO, None (and a note) when it cannot be built or cannot go on this board:
+    the generated module goes instead."""
+    auto = native == NATIVE_AUTO
+    board = facts.mpy_version
+    if native in (NATIVE_AUTO, NATIVE_BOARD):
+        if board is None or board[2] not in natmod.ARCHES:
+            why = (f"the board on {port} reports no .mpy support (sys.implementation._mpy)"
+                   if board is None else
+                   f"the board on {port} runs no native code (.mpy v{board[0]}.{board[1]}, bytecode only)"
+                   if board[2] == "none" else
+                   f"the board on {port} runs {board[2]} code, and boardnet builds native modules "
+                   f"for {', '.join(natmod.ARCHES)}")
+            if auto:
+                report.notes.append(f"--native auto: {why}; deployed the generated module")
+                return None
+            raise UsageError(f"--native: {why}; deploy without --native")
+        arch = board[2]
+    else:
+        arch = natmod.native_arch(native).name
+        why = mpy_compatible(facts.mpy, (board[0], board[1], arch) if board else (0, 0, arch),
+                             f"--native {arch} asks for")
+        if why:
+            raise UsageError(f"--native refused before copying: {why}. Deploy with --native (the "
+                             "board's architecture) or without it")
+    try:
+        built = natmod.build_native(form, arch, micropython=facts.version)
+    except natmod.NativeToolchainMissing as e:
+        if auto:
+            report.notes.append(f"--native auto: {e}; deployed the generated module")
+            return None
+        raise natmod.NativeToolchainMissing(
+            f"{e}. Then deploy again, or use --native auto to deploy the generated module "
+            "when the native one cannot be built") from None
+    header = mpy_header(built)
+    why = mpy_compatible(facts.mpy, header, "the native module built from MPY_DIR is")
+    if why:
+        if auto:
+            report.notes.append(f"--native auto: {why}; deployed the generated module")
+            return None
+        raise UsageError(
+            f"--native refused before copying: {why} (the board would say 'incompatible .mpy "
+            f"file'). Point MPY_DIR at MicroPython {facts.version}'s source tree, or update the "
+            "board's MicroPython")
+    report.native = arch
+    return built
+
+
+def _preflight(form: Form, facts, files, to_copy, mpy: bool, port: str, report: DeployReport,
+               native: bool = False) -> None:
     """Refuse before copying when the files cannot fit the board's filesystem or the model
-    and serve loop its heap (estimates; sizes from codegen.fit_report)."""
+    and serve loop its heap (estimates; sizes from codegen.fit_report, or for a native
+    module its code, which a board loads into RAM)."""
     fs_needed = sum(_fs_bytes(p.stat().st_size, facts.fs_block) for p in to_copy.values())
     report.fs_needed = fs_needed
     if facts.fs_free is not None and fs_needed > facts.fs_free:
@@ -231,11 +310,14 @@ def _preflight(form: Form, facts, files, to_copy, mpy: bool, port: str, report: 
             f"{facts.fs_free} free of {facts.fs_total}. Delete files (mpremote connect {port} fs ls, "
             "fs rm NAME), or make the model smaller (--hidden)"
         )
-    heap = fit_report(form)["micropython_heap_estimate"] + SERVE_HEAP
+    if native:
+        heap = files[f"{MODEL_MODULE}.mpy"].stat().st_size + NATIVE_HEAP + SERVE_HEAP
+    else:
+        heap = fit_report(form)["micropython_heap_estimate"] + SERVE_HEAP
     if not mpy:
         # compiling a .py on the board holds its parse tree and code at once: allow the
         # source's size again for the largest file (a rule of thumb, not measured)
-        heap += max(p.stat().st_size for name, p in files.items() if name.endswith(".py"))
+        heap += max((p.stat().st_size for name, p in files.items() if name.endswith(".py")), default=0)
     report.heap_needed = heap
     if heap > facts.mem_free:
         hint = "deploy with --mpy (compiled on the host), or " if not mpy else ""

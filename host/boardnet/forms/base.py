@@ -41,6 +41,8 @@ class Form(ABC):
     precision: str
     c_template: str
     micropython_template: str
+    native_template: str  # the MicroPython native module's C, around the C header
+    native_helpers: tuple[str, ...]  # helper files under templates/ that it includes
     fingerprint: str  # 16 hex digits over everything that changes an output of this form
     wire_values: str  # what one value looks like on the wire, for messages
 
@@ -99,6 +101,17 @@ class Form(ABC):
     @abstractmethod
     def micropython_context(self, shape: str = "auto") -> dict[str, Any]:
         """Everything `micropython_template` needs, already escaped."""
+
+    def native_context(self) -> dict[str, Any]:
+        """Everything `native_template` needs: the C header's names (the module's C includes
+        the header and reads its constants) and the module's own."""
+        return {
+            **self._c_common("y"),
+            "precision": self.precision,
+            "module": micropython_module(self.model.name),
+            "name_c": c_string(self.model.name),
+            "version_c": c_string(__version__),
+        }
 
     def accuracy_report(self, X: Any = None) -> dict[str, Any] | None:
         """How far this form's outputs are from the float64 model's, when the form

@@ -41,6 +41,8 @@ class F32(Form):
     precision = "f32"
     c_template = "model.h.j2"
     micropython_template = "model.py.j2"
+    native_template = "native_f32.c.j2"
+    native_helpers = ("boardnet_native_float.h",)  # helper files the native module includes
     wire_values = "8 hex digits"
 
     @cached_property

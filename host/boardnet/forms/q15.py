@@ -31,6 +31,8 @@ class Q15(Form):
     precision = "q15"
     c_template = "model_q15.h.j2"
     micropython_template = "model_q15.py.j2"
+    native_template = "native_q15.c.j2"
+    native_helpers = ()  # helper files the native module includes
     wire_values = "decimal integers"
 
     def __init__(self, model, *, input_range: tuple[Any, Any] | None = None) -> None:
