@@ -31,6 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_export_c import random_model  # noqa: E402
+from bench_micropython import TEXTBOOK  # noqa: E402
 from bench_pico import firmware_cycles, typical_input  # noqa: E402
 
 from boardnet import forms  # noqa: E402
@@ -52,18 +53,7 @@ bs = {bs!r}
 out, outq = [0.0] * mf.N_OUT, [0] * mq.N_OUT
 outa = array.array('f', [0.0] * nf.N_OUT)
 
-def textbook(x, Ws, bs):
-    a = x
-    for W, b in zip(Ws, bs):
-        z = []
-        for i in range(len(W)):
-            s = b[i]
-            row = W[i]
-            for j in range(len(a)):
-                s += row[j] * a[j]
-            z.append(1 / (1 + math.exp(-s)))
-        a = z
-    return a
+{textbook}
 
 def per(f, a, b, n):
     f(a, b)
@@ -74,11 +64,11 @@ def per(f, a, b, n):
     return time.ticks_diff(time.ticks_us(), t0) / n
 
 def textbook_per(n):
-    textbook(x, Ws, bs)
+    textbook_predict(x, Ws, bs)
     gc.collect()
     t0 = time.ticks_us()
     for _ in range(n):
-        textbook(x, Ws, bs)
+        textbook_predict(x, Ws, bs)
     return time.ticks_diff(time.ticks_us(), t0) / n
 
 print(textbook_per({n}), per(mf.predict, x, out, {n}), per(mq.predict, xq, outq, {n}),
@@ -107,7 +97,7 @@ def micropython_us(model: Model) -> tuple[float, ...]:
         script = TIMING.format(n_in=model.n_in, x_hex=x[0].astype("<f4").tobytes().hex(),
                                xq=[int(v) for v in q15.inputs(x)[0]],
                                Ws=[layer.W.tolist() for layer in layers],
-                               bs=[layer.b.tolist() for layer in layers], n=n, m=20 * n)
+                               bs=[layer.b.tolist() for layer in layers], n=n, m=20 * n, textbook=TEXTBOOK)
         out = mpremote(board.url, ["exec", script], timeout=900)
     return tuple(float(v) for v in out.split()[-6:])
 

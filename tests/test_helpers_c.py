@@ -1,5 +1,5 @@
-"""The helper C that every exported header copies in (host/boardnet/templates/boardnet_sigmoid.h
-and boardnet_q15.h) as files of their own: their constants are the host reference's, they
+"""The helper C that every exported header copies in (host/boardnet/templates/boardnet_exp.h,
+boardnet_sigmoid.h and boardnet_q15.h) as files of their own: their constants are the host reference's, they
 compile warning-free alone on every compiler boardnet targets, and the q15 input parser
 survives libFuzzer against an exact reference (firmware/fuzz/fuzz_parse_q15.c)."""
 
@@ -18,6 +18,7 @@ from boardnet.names import c_float
 from boardnet.resources import firmware_dir, package_dir
 
 TEMPLATES = package_dir() / "templates"
+EXP = TEMPLATES / "boardnet_exp.h"
 SIGMOID = TEMPLATES / "boardnet_sigmoid.h"
 Q15 = TEMPLATES / "boardnet_q15.h"
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Wdouble-promotion", "-Wfloat-conversion",
@@ -29,6 +30,7 @@ COMPILERS = {
     "clang": ["clang"],
 }
 USE = {
+    EXP: "float use(float t) { return boardnet_exp_core_v1(t); }\n",
     SIGMOID: "float use(float x) { return boardnet_sigmoid_v1(x); }\n",
     Q15: ("#include <stddef.h>\n"
           "int32_t use(int32_t acc, const int16_t *w, const int16_t *x, int16_t *q)\n"
@@ -37,15 +39,16 @@ USE = {
 }
 
 
-def test_the_sigmoid_file_holds_the_numerics_constants():
-    text = SIGMOID.read_text()
+def test_the_exp_and_sigmoid_files_hold_the_numerics_constants():
+    text = EXP.read_text()
     table = re.search(r"boardnet_exp2_16_v1\[16\] = \{[^\n]*\n(.*?)\};", text, re.S).group(1)
     got = np.array(re.findall(r"([0-9.]+e[+-][0-9]+)f", table), dtype=np.float64).astype(np.float32)
     assert np.array_equal(got.view(np.uint32), numerics.EXP2_TABLE.view(np.uint32))
     for value in (numerics.LOG2E_16, numerics.SHIFTER, numerics.C1, numerics.C2):
         assert c_float(value) in text
-    assert f"0x{numerics.LIMIT_BITS:08x}u" in text and f"0x{numerics.Q_BIAS:08x}u" in text
-    assert f"{numerics.MAX_ABS_ERROR:.1e}" in text
+    assert f"0x{numerics.Q_BIAS:08x}u" in text
+    sigmoid = SIGMOID.read_text()
+    assert f"0x{numerics.LIMIT_BITS:08x}u" in sigmoid and f"{numerics.MAX_ABS_ERROR:.1e}" in sigmoid
 
 
 def test_the_q15_file_holds_the_quantize_constants():
@@ -59,12 +62,13 @@ def test_the_q15_file_holds_the_quantize_constants():
 
 @pytest.mark.cross
 @pytest.mark.parametrize("compiler", COMPILERS)
-@pytest.mark.parametrize("helper", [SIGMOID, Q15], ids=["sigmoid", "q15"])
+@pytest.mark.parametrize("helper", [EXP, SIGMOID, Q15], ids=["exp", "sigmoid", "q15"])
 def test_each_helper_compiles_alone_warning_free(compiler, helper, tmp_path):
     argv = COMPILERS[compiler]
     need_exe(argv[0])
     src = tmp_path / "use.c"
-    src.write_text(f'#include "{helper.name}"\n' + USE[helper])
+    before = [EXP] if helper == SIGMOID else []  # what an exported header copies in ahead of it
+    src.write_text("".join(f'#include "{h.name}"\n' for h in [*before, helper]) + USE[helper])
     run = subprocess.run([*argv, *STRICT, f"-I{TEMPLATES}", "-c", str(src), "-o", str(tmp_path / "use.o")],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr

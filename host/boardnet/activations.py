@@ -82,7 +82,7 @@ class Sigmoid(Activation):
     name = "sigmoid"
     hidden = True
     uses_exp = True
-    c_helpers = ("boardnet_sigmoid.h",)
+    c_helpers = ("boardnet_exp.h", "boardnet_sigmoid.h")
     c_function = "boardnet_sigmoid_v1"
 
     def float64(self, z: np.ndarray) -> np.ndarray:
@@ -124,7 +124,7 @@ class Tanh(Activation):
     hidden = True
     output = False
     uses_exp = True
-    c_helpers = ("boardnet_sigmoid.h", "boardnet_activations.h")
+    c_helpers = ("boardnet_exp.h", "boardnet_sigmoid.h", "boardnet_activations.h")
     c_function = "boardnet_tanh_v1"
 
     def float64(self, z: np.ndarray) -> np.ndarray:
@@ -198,7 +198,7 @@ class Softmax(Activation):
     name = "softmax"
     elementwise = False
     scalar_engine = False
-    c_helpers = ("boardnet_softmax.h",)
+    c_helpers = ("boardnet_exp.h", "boardnet_softmax.h")
     c_layer_function = "boardnet_softmax_v1"
 
     def float64(self, z: np.ndarray) -> np.ndarray:
@@ -246,9 +246,10 @@ def lookup(name: Any) -> Activation | None:
     return ACTIVATIONS.get(name) if isinstance(name, str) else None
 
 
-# helper C files in the order a header includes them (boardnet_activations.h defines tanh
-# when boardnet_sigmoid.h came first)
-C_HELPERS = ("boardnet_sigmoid.h", "boardnet_activations.h", "boardnet_softmax.h")
+# helper C files in the order a header includes them (each uses what comes before it: the
+# sigmoid and the softmax the exponential, tanh the sigmoid); none includes another, so the
+# exported header stays one file
+C_HELPERS = ("boardnet_exp.h", "boardnet_sigmoid.h", "boardnet_activations.h", "boardnet_softmax.h")
 
 
 def c_helpers(activations: Any) -> list[str]:
